@@ -1,0 +1,179 @@
+"""TIPC ``.txt`` config -> ``TipcConfig``: lines with their file and line number, layout and role checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+__all__ = [
+    "Entry",
+    "Layout",
+    "TipcConfig",
+    "load_config",
+    "parse_config_text",
+]
+
+_HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
+# A file bigger than this is not a TIPC config; refuse it before reading it all.
+_MAX_BYTES = 1 << 20
+
+
+class Layout(enum.StrEnum):
+    """Line-role maps used in the wild (see test_tipc/docs/config_format.md)."""
+
+    TUTORIAL = "tutorial"  # PaddlePaddle/models Step6: train/eval/infer params at lines 1/16/19, 32 lines
+    FULL = "full"  # PaddleClas / PaddleOCR / PaddleDetection / Paddle3D: 1/23/27, 51+ lines
+    PTQ = "ptq"  # ptq_params layout, input of test_ptq_inference_python.sh (runs nothing here)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One non-empty line. ``index`` is the 1-based position among non-empty lines (the scripts' ``lines[index-1]``)."""
+
+    index: int
+    line: int  # physical 1-based line in the file, for error messages
+    text: str  # the line without its line ending and trailing whitespace
+
+    @property
+    def header(self) -> str | None:
+        """Section name when the line is a ``=====name=====`` header."""
+        match = _HEADER.match(self.text.strip())
+        return match.group(1) if match else None
+
+    @property
+    def key(self) -> str:
+        """Text before the first ``:`` (whitespace-trimmed)."""
+        return self.text.split(":", 1)[0].strip()
+
+    @property
+    def value(self) -> str:
+        """Text after the first ``:`` (whitespace-trimmed). Values may contain ``:`` (URLs, ``-o a=b:c``)."""
+        parts = self.text.split(":", 1)
+        return parts[1].strip() if len(parts) == 2 else ""
+
+    @property
+    def bash_value(self) -> str:
+        """What the reference scripts' ``func_parser_value`` returns: the field between the 1st and 2nd ``:``."""
+        fields = self.text.split(":")
+        return fields[1].strip() if len(fields) > 1 else ""
+
+    @property
+    def has_colon(self) -> bool:
+        return ":" in self.text
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TipcConfig:
+    path: str
+    entries: tuple[Entry, ...]
+    layout: Layout
+
+    def at(self, index: int) -> Entry:
+        """The entry at 1-based logical line ``index`` (what the scripts call ``lines[index-1]``)."""
+        if 1 <= index <= len(self.entries):
+            return self.entries[index - 1]
+        last = self.entries[-1].line if self.entries else 0
+        msg = f"config ends after {len(self.entries)} lines; the {self.layout} layout needs line {index}"
+        raise ConfigError(self.path, last, msg)
+
+    def has(self, index: int) -> bool:
+        return 1 <= index <= len(self.entries)
+
+    def error(self, index: int, msg: str) -> ConfigError:
+        line = self.entries[index - 1].line if self.has(index) else 0
+        return ConfigError(self.path, line, msg)
+
+    def section(self, name: str) -> tuple[Entry, ...]:
+        """The entries of a named section (after its header, up to the next header); empty if absent."""
+        out: list[Entry] = []
+        inside = False
+        for entry in self.entries:
+            header = entry.header
+            if header is not None:
+                inside = header == name
+                continue
+            if inside:
+                out.append(entry)
+        return tuple(out)
+
+    def section_start(self, name: str) -> int | None:
+        """1-based logical index of a section header, or None."""
+        for entry in self.entries:
+            if entry.header == name:
+                return entry.index
+        return None
+
+    @property
+    def model_name(self) -> str:
+        return self.at(2).value
+
+
+def _decode(path: str, data: bytes) -> str:
+    if b"\x00" in data:
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise ConfigError(path, line, "binary data (NUL byte): not a TIPC text config")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        msg = f"not valid UTF-8 text (byte 0x{data[exc.start]:02x}): not a TIPC text config"
+        raise ConfigError(path, line, msg) from None
+
+
+def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
+    if not entries:
+        raise ConfigError(path, 1, "empty config: expected a '===train_params===' header on line 1")
+    first = entries[0].header
+    if first == "ptq_params":
+        return Layout.PTQ
+    if first != "train_params":
+        msg = f"expected a '=====train_params=====' header on line 1, found {entries[0].text[:60]!r}"
+        raise ConfigError(path, entries[0].line, msg)
+    # The eval header's position tells the layouts apart: logical line 16 (tutorial) or 23 (full).
+    for index, layout in ((16, Layout.TUTORIAL), (23, Layout.FULL)):
+        if len(entries) >= index and entries[index - 1].header == "eval_params":
+            return layout
+    for entry in entries:
+        if entry.header == "eval_params":
+            msg = (
+                f"'eval_params' header is on logical line {entry.index}; a TIPC config has it on line 16 "
+                "(tutorial layout) or 23 (full layout): a line is missing or extra above it"
+            )
+            raise ConfigError(path, entry.line, msg)
+    raise ConfigError(path, entries[-1].line, "no '=====eval_params=====' header: not a train_infer_python config")
+
+
+def parse_config_text(path: str, text: str) -> TipcConfig:
+    """Split text into entries (blank lines dropped, as the reference scripts do) and detect the layout."""
+    entries: list[Entry] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.rstrip()
+        if not stripped.strip():
+            continue
+        if any(ord(ch) < 32 and ch != "\t" for ch in stripped):
+            raise ConfigError(path, number, "control character in line: not a TIPC text config")
+        entries.append(Entry(index=len(entries) + 1, line=number, text=stripped))
+    frozen = tuple(entries)
+    return TipcConfig(path=path, entries=frozen, layout=_detect_layout(path, frozen))
+
+
+def load_config(path: str | Path) -> TipcConfig:
+    """Read and parse a TIPC config; every problem is a ``ConfigError`` naming the file and line."""
+    name = str(path)
+    file = Path(path)
+    try:
+        if file.is_dir():
+            raise ConfigError(name, 0, "is a directory, not a config file")
+        with file.open("rb") as handle:
+            data = handle.read(_MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(name, 0, "no such config file") from None
+    except OSError as exc:
+        raise ConfigError(name, 0, f"cannot read config: {exc.strerror or exc}") from None
+    if len(data) > _MAX_BYTES:
+        raise ConfigError(name, 0, f"config is larger than {_MAX_BYTES} bytes: not a TIPC text config")
+    return parse_config_text(name, _decode(name, data))

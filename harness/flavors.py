@@ -1,0 +1,196 @@
+"""The flavor table: per-repository conventions of the reference TIPC scripts that a config does not state.
+
+Each field names one convention and the QUIRKS.md id that documents it
+(``../shared/tipc-conformance/QUIRKS.md``). The planner reads these fields instead of testing flavor names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from harness.config import Layout, TipcConfig
+from harness.errors import ConfigError
+
+__all__ = ["AUTO", "FLAVORS", "Autocast", "Flavor", "TrainUseGpu", "pick_flavor"]
+
+AUTO = "auto"
+
+
+class Autocast(enum.StrEnum):
+    """How the autocast line (or the trainer name) becomes train flags (QUIRKS 3.3, 5.1, 5.4)."""
+
+    TRAINER_NAME = "trainer_name"  # no autocast line; `amp_train` only flips autocast_True in the log name
+    PADDLECLAS = "paddleclas"  # key ignored; fp16/amp/other -> -o AMP.* words
+    PADDLE3D = "paddle3d"  # fp16 -> --amp --amp_level=O2, anything else -> nothing
+    KEY_VALUE = "key_value"  # <key>=<value>, nothing for null
+
+
+class TrainUseGpu(enum.StrEnum):
+    """What the train use_gpu line (cfg:5) contributes to train/eval (QUIRKS 3.4, 5.4)."""
+
+    UNUSED = "unused"
+    WHOLE_VALUE = "whole_value"  # key=<the whole value>, on train and eval
+    PER_GPU = "per_gpu"  # key=<the value at the gpu_list entry's position>
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Flavor:
+    name: str
+    layout: Layout
+    description: str
+    launcher_flag: str  # 5.3: --gpus (Step6) / --devices (Clas, 3D)
+    multi_node_ips_len: int  # 5.3: an ips string longer than this counts as several nodes
+    autocast: Autocast
+    train_use_gpu: TrainUseGpu
+    weights_in_model_subdir: bool  # 5.6: <save_log>/<model_name>/<train_model_name>
+    export_weight_positional: bool  # 5.7 (3D): weights as a bare argument, save dir as "key dir"
+    infer_cwd: str  # 5.10: "deploy" for PaddleClas
+    absolute_paths: bool  # 1.5: Clas builds output paths from $(pwd)
+    save_log_dot_log: bool  # 5.5: Step6 names the train output folder "<...>.log" (quirk mode only)
+    infer_image_from_train_line: bool  # 5.9: 3D takes the train-mode image dir from cfg:12
+    cpu_infer_params1: bool  # 6.3: infer_key1 on CPU commands
+    gpu_infer_params1: bool  # 6.3: infer_key1 on GPU commands
+    cpu_precision_flag: bool  # 6.1: the CPU command carries the precision flag
+    print_mem_info: bool  # 3.1/3.2: Clas appends -o Global.print_mem_info / log_ranks
+    trainer_keys: bool  # 5.1: dispatch trainers by the keys on cfg:17-21 (Clas)
+    log_model_prefix: bool  # 1.2: results lines carry "<model_name> - "
+    default_epochs: str  # 4.3: Clas falls back to 2 epochs when the epoch line gives no value ("" = drop the flag)
+    klquant_after_training: bool  # klquant_whole_infer: train + export first, then PTQ the exported model
+
+
+FLAVORS: dict[str, Flavor] = {
+    flavor.name: flavor
+    for flavor in (
+        Flavor(
+            name="tutorial",
+            layout=Layout.TUTORIAL,
+            description="PaddlePaddle/models tutorials (Step6 test_train_inference_python.sh)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=15,
+            autocast=Autocast.TRAINER_NAME,
+            train_use_gpu=TrainUseGpu.UNUSED,
+            weights_in_model_subdir=False,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=True,
+            infer_image_from_train_line=False,
+            cpu_infer_params1=False,
+            gpu_infer_params1=False,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=False,
+            log_model_prefix=True,
+            default_epochs="",
+            klquant_after_training=False,
+        ),
+        Flavor(
+            name="paddleclas",
+            layout=Layout.FULL,
+            description="PaddleClas test_tipc (full layout, -o Global.* flags, inference from deploy/)",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.PADDLECLAS,
+            train_use_gpu=TrainUseGpu.WHOLE_VALUE,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd="deploy",
+            absolute_paths=True,
+            save_log_dot_log=False,
+            infer_image_from_train_line=False,
+            cpu_infer_params1=True,
+            gpu_infer_params1=False,
+            cpu_precision_flag=False,
+            print_mem_info=True,
+            trainer_keys=True,
+            log_model_prefix=True,
+            default_epochs="2",
+            klquant_after_training=False,
+        ),
+        Flavor(
+            name="paddle3d",
+            layout=Layout.FULL,
+            description="Paddle3D test_tipc (full layout, positional export weights, --amp for fp16)",
+            launcher_flag="--devices",
+            multi_node_ips_len=26,
+            autocast=Autocast.PADDLE3D,
+            train_use_gpu=TrainUseGpu.UNUSED,
+            weights_in_model_subdir=False,
+            export_weight_positional=True,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=False,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=False,
+            log_model_prefix=False,
+            default_epochs="",
+            klquant_after_training=False,
+        ),
+        Flavor(
+            name="harness",
+            layout=Layout.FULL,
+            description="this project's own models: full layout, --key=value flags, everything from the repo root",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.PER_GPU,
+            weights_in_model_subdir=False,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=False,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=True,
+            print_mem_info=False,
+            trainer_keys=True,
+            log_model_prefix=True,
+            default_epochs="",
+            klquant_after_training=True,
+        ),
+    )
+}
+
+
+def declared_flavor(config: TipcConfig) -> tuple[str, int] | None:
+    """The ``flavor:`` entry of the optional trailing ``harness_params`` section, with its line."""
+    for entry in config.section("harness_params"):
+        if entry.key == "flavor":
+            return entry.value, entry.line
+    return None
+
+
+def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]:
+    """The flavor to plan with, and a sentence saying how it was chosen."""
+    if requested != AUTO:
+        flavor = FLAVORS.get(requested)
+        if flavor is None:
+            msg = f"unknown flavor {requested!r}; choose one of: auto, {', '.join(FLAVORS)}"
+            raise ConfigError(config.path, 0, msg)
+        if flavor.layout is not config.layout and config.layout is not Layout.PTQ:
+            msg = f"flavor {requested!r} reads the {flavor.layout} layout, but this config has the {config.layout} layout"
+            raise ConfigError(config.path, 0, msg)
+        return flavor, f"flavor {flavor.name} (requested)"
+    declared = declared_flavor(config)
+    if declared is not None:
+        name, line = declared
+        flavor = FLAVORS.get(name)
+        if flavor is None:
+            raise ConfigError(config.path, line, f"unknown flavor {name!r}; choose one of: {', '.join(FLAVORS)}")
+        if flavor.layout is not config.layout:
+            msg = f"flavor {name!r} reads the {flavor.layout} layout, but this config has the {config.layout} layout"
+            raise ConfigError(config.path, line, msg)
+        return flavor, f"flavor {name} (declared in harness_params)"
+    if config.layout is not Layout.FULL:
+        return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
+    # Paddle3D configs leave cfg:17-19 without the pact/fpgm/distill trainer keys that PaddleClas always has.
+    keys = tuple(config.at(i).key if config.has(i) else "" for i in (17, 18, 19))
+    if keys == ("pact_train", "fpgm_train", "distill_train"):
+        return FLAVORS["paddleclas"], "flavor paddleclas (auto: full layout with pact/fpgm/distill trainer lines)"
+    return FLAVORS["paddle3d"], "flavor paddle3d (auto: full layout without pact/fpgm/distill trainer lines)"

@@ -1,0 +1,92 @@
+"""Role maps of the TIPC layouts: which logical line holds what, and the anchor keys that prove it.
+
+Roles are positional (that is how real configs are written: a flag line's key is the CLI flag). Anchor lines
+have fixed keys, so a missing or extra line above them shows up as a wrong key, and planning stops with an
+error naming the file and the line rather than building a silently wrong command.
+"""
+
+from __future__ import annotations
+
+from harness.config import Layout, TipcConfig
+from harness.errors import ConfigError
+
+__all__ = ["ANCHORS", "MIN_LINES", "check_layout"]
+
+# logical line -> accepted keys (a header line is written as "=name=")
+ANCHORS: dict[Layout, dict[int, tuple[str, ...]]] = {
+    Layout.TUTORIAL: {
+        1: ("=train_params=",),
+        2: ("model_name",),
+        3: ("python",),
+        4: ("gpu_list",),
+        10: ("train_model_name",),
+        13: ("trainer",),
+        16: ("=eval_params=",),
+        17: ("eval",),
+        19: ("=infer_params=",),
+        22: ("norm_export",),
+        24: ("train_model", "infer_model"),
+        25: ("infer_export",),
+        27: ("inference",),
+    },
+    Layout.FULL: {
+        1: ("=train_params=",),
+        2: ("model_name",),
+        3: ("python",),
+        4: ("gpu_list",),
+        11: ("train_model_name",),
+        12: ("train_infer_img_dir",),
+        15: ("trainer",),
+        23: ("=eval_params=",),
+        24: ("eval",),
+        27: ("=infer_params=",),
+        30: ("norm_export",),
+        37: ("infer_model",),
+        38: ("infer_export",),
+        39: ("infer_quant",),
+        40: ("inference",),
+    },
+}
+# Extra anchors a flavor relies on (PaddleClas dispatches trainers by these keys).
+FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
+    "paddleclas": {
+        17: ("pact_train",),
+        18: ("fpgm_train",),
+        19: ("distill_train",),
+        31: ("quant_export",),
+        32: ("fpgm_export",),
+        33: ("distill_export",),
+        34: ("kl_quant",),
+    },
+    "harness": {34: ("kl_quant",)},
+}
+# The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
+MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}
+
+
+def check_layout(config: TipcConfig, flavor: str) -> None:
+    """Raise ConfigError at the first anchor line whose key is not what the layout puts there."""
+    anchors = {**ANCHORS.get(config.layout, {}), **FLAVOR_ANCHORS.get(flavor, {})}
+    for index in sorted(anchors):
+        expected = anchors[index]
+        shown = " or ".join(f"'{e.strip('=')}' header" if e.startswith("=") else f"'{e}:'" for e in expected)
+        if not config.has(index):
+            last = config.entries[-1].line if config.entries else 0
+            msg = f"config ends at line {last}; the {config.layout} layout needs {shown} on logical line {index}"
+            raise ConfigError(config.path, last, msg)
+        entry = config.at(index)
+        header = entry.header
+        found = f"={header}=" if header is not None else entry.key
+        if found not in expected:
+            what = f"header {header!r}" if header is not None else repr(entry.text[:60])
+            msg = f"expected {shown} here (logical line {index} of the {config.layout} layout), found {what}"
+            if index > 1 and header is None and not entry.has_colon:
+                msg += "; a line without ':' is not a key:value line"
+            raise ConfigError(config.path, entry.line, msg)
+        if header is None and not entry.value and index in (2, 3, 4, 15 if config.layout is Layout.FULL else 13):
+            raise ConfigError(config.path, entry.line, f"{entry.key} needs a value")
+    minimum = MIN_LINES.get(config.layout, 0)
+    if len(config.entries) < minimum:
+        last = config.entries[-1].line
+        msg = f"config has {len(config.entries)} lines; the {config.layout} layout reads {minimum}"
+        raise ConfigError(config.path, last, msg)
