@@ -15,6 +15,7 @@ __all__ = [
     "TipcConfig",
     "load_config",
     "parse_config_text",
+    "split_entries",
 ]
 
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
@@ -147,8 +148,8 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
     raise ConfigError(path, entries[-1].line, "no '=====eval_params=====' header: not a train_infer_python config")
 
 
-def parse_config_text(path: str, text: str) -> TipcConfig:
-    """Split text into entries (blank lines dropped, as the reference scripts do) and detect the layout."""
+def split_entries(path: str, text: str) -> tuple[Entry, ...]:
+    """Text -> entries; blank lines are dropped as the reference scripts drop them, physical lines are kept."""
     entries: list[Entry] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.rstrip()
@@ -157,8 +158,13 @@ def parse_config_text(path: str, text: str) -> TipcConfig:
         if any(ord(ch) < 32 and ch != "\t" for ch in stripped):
             raise ConfigError(path, number, "control character in line: not a TIPC text config")
         entries.append(Entry(index=len(entries) + 1, line=number, text=stripped))
-    frozen = tuple(entries)
-    return TipcConfig(path=path, entries=frozen, layout=_detect_layout(path, frozen))
+    return tuple(entries)
+
+
+def parse_config_text(path: str, text: str) -> TipcConfig:
+    """Split text into entries and detect the layout."""
+    entries = split_entries(path, text)
+    return TipcConfig(path=path, entries=entries, layout=_detect_layout(path, entries))
 
 
 def load_config(path: str | Path) -> TipcConfig:

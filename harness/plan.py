@@ -245,8 +245,9 @@ class _Builder:
     def build(self) -> tuple[Chain, ...]:
         if self.mode == "whole_infer":
             return self.whole_infer_chains()
-        if self.mode == "klquant_whole_infer" and not self.quirks and not self.flavor.klquant_after_training:
-            return self.klquant_chains()
+        if self.mode == "klquant_whole_infer" and self.full and not self.quirks:
+            if not self.flavor.klquant_after_training:
+                return self.klquant_chains()
         if self.mode == "paddle2onnx_infer" and self.quirks:
             return ()
         return self.train_chains()
@@ -478,14 +479,14 @@ class _Builder:
             inference_dir = self.value(r["inference_dir"])
             if inference_dir and inference_dir != "null":
                 model_dir = f"{save_log}/{inference_dir}"  # Q5.8
-        if self.mode == "klquant_whole_infer" and not self.quirks:
+        if self.mode == "klquant_whole_infer" and self.full and not self.quirks:
             kl = self.klquant_step(model_dir, chain_dir_rel, placement, tags)
             if kl is None:
                 return Chain(id=chain_id, model=self.model_name, mode=self.mode, steps=tuple(steps))
             steps.append(kl)
             model_dir = f"{model_dir}/quant_post_static_model"
             quant = True
-        if self.mode == "paddle2onnx_infer" and not self.quirks:
+        if self.mode == "paddle2onnx_infer" and self.full and not self.quirks:
             steps.extend(self.paddle2onnx_steps(model_dir, chain_dir_rel, placement, tags))
             return Chain(id=chain_id, model=self.model_name, mode=self.mode, steps=tuple(steps))
         steps.extend(
@@ -795,6 +796,9 @@ class _Builder:
                     argv = self.export_argv(export, infer_model, model_dir, self.line_of(r["infer_export"]))
                 steps.append(self.step("export", StepKind.EXPORT, argv, f"{self.out_rel}/{chain_id}_export.log", (),
                                        (), (), self.line_of(r["infer_export"]), ("norm_train",)))
+            if not model_dir.startswith(("/", "{")) and self.flavor.infer_cwd != ".":
+                # Inference runs from deploy/ (Q5.10): a repo-relative model dir must be seen from there.
+                model_dir = posixpath.relpath(posixpath.normpath(model_dir), self.flavor.infer_cwd)
             steps.extend(
                 self.inference_steps(
                     model_dir=model_dir, image_dir=self.value(r["infer_img"]), quant=quant_flag == "True", gpu="0",

@@ -1,0 +1,274 @@
+"""Planning: argv tuples, chain order, per-mode values, flavors, quirk fixes, skip rules, format extensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_config, parse_config_text
+from harness.errors import ConfigError
+from harness.plan import PlanOptions, build_plan
+from harness.steps import Requirement, StepKind
+
+DATA = Path(__file__).parent / "data"
+TUTORIAL = DATA / "good" / "tutorial_ok.txt"
+FULL = DATA / "good" / "full_ok.txt"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "tipc-conformance"
+OUT = "test_tipc/output"
+
+
+def _plan(path: Path, mode: str = "lite_train_lite_infer", **options: object):  # type: ignore[no-untyped-def]
+    return build_plan(load_config(path), mode, PlanOptions(**options))  # type: ignore[arg-type]
+
+
+def _edited(path: Path, tmp_path: Path, **lines: str) -> Path:
+    """A copy of a config with physical lines replaced: _edited(p, tmp, l6='--epochs:...')."""
+    text = path.read_text().splitlines()
+    for key, value in lines.items():
+        text[int(key[1:]) - 1] = value
+    out = tmp_path / path.name
+    out.write_text("\n".join(text) + "\n")
+    return out
+
+
+def test_tutorial_chains_are_gpu_list_times_trainers_in_order() -> None:
+    plan = _plan(TUTORIAL)
+    assert [c.id for c in plan.chains] == [
+        "norm_train_gpus_-1_autocast_False_nodes_1",
+        "pact_train_gpus_-1_autocast_False_nodes_1",
+        "norm_train_gpus_0_autocast_False_nodes_1",
+        "pact_train_gpus_0_autocast_False_nodes_1",
+    ]
+    assert plan.output_dir == f"{OUT}/toy_cls/lite_train_lite_infer"
+    assert plan.results_log == f"{OUT}/toy_cls/lite_train_lite_infer/results_python.log"
+
+
+def test_tutorial_cpu_chain_commands() -> None:
+    chain = _plan(TUTORIAL).chains[0]
+    save = f"{OUT}/toy_cls/lite_train_lite_infer/norm_train_gpus_-1_autocast_False_nodes_1"
+    assert [s.name for s in chain.steps] == ["train", "eval", "export", "infer_gpu_bs_1", "infer_gpu_bs_2",
+                                             "infer_cpu_bs_1", "infer_cpu_bs_2"]
+    train, evaluate, export, *_ = chain.steps
+    assert train.command.argv == ("python3", "tools/train.py", f"--output-dir={save}", "--epochs=2", "--batch-size=4")
+    assert train.command.env == (("CUDA_VISIBLE_DEVICES", ""),)
+    assert train.requires == ()
+    assert evaluate.command.argv == ("python3", "tools/train.py", "--test-only", f"--pretrained={save}/latest.pdparams")
+    assert evaluate.needs == ("train",)
+    assert export.command.argv == ("python3", "tools/export_model.py", "--model=toy",
+                                   f"--pretrained={save}/latest.pdparams", f"--save-inference-dir={save}")
+    cpu = chain.step("infer_cpu_bs_2")
+    assert cpu.command.argv == ("python3", "deploy/infer.py", "--use-gpu=False", f"--model-dir={save}",
+                                "--batch-size=2", "--img-path=./lite_data/toy/demo", "--benchmark=False")
+    assert cpu.needs == ("export",)
+    assert cpu.command.log_path == f"{save}/python_infer_cpu_batchsize_2.log"
+    assert chain.step("infer_gpu_bs_1").requires == (Requirement.GPU,)
+
+
+def test_gpu_chain_requires_a_gpu_and_sets_cuda_visible_devices() -> None:
+    chain = _plan(TUTORIAL).chains[2]
+    assert all(Requirement.GPU in s.requires for s in chain.steps)
+    assert chain.steps[0].command.env == (("CUDA_VISIBLE_DEVICES", "0"),)
+    assert "gpu" in chain.steps[0].tags
+
+
+@pytest.mark.parametrize(
+    ("mode", "quirks", "epochs"),
+    [
+        ("lite_train_lite_infer", False, "--epochs=2"),
+        ("whole_train_whole_infer", False, "--epochs=90"),
+        ("lite_train_whole_infer", False, "--epochs=2"),  # falls back to the lite training value
+        ("lite_train_whole_infer", True, None),  # the script finds nothing and drops the flag
+    ],
+)
+def test_per_mode_values(mode: str, quirks: bool, epochs: str | None) -> None:
+    argv = _plan(TUTORIAL, mode, quirks=quirks).chains[0].steps[0].command.argv
+    assert [a for a in argv if a.startswith("--epochs")] == ([epochs] if epochs else [])
+
+
+def test_plain_value_applies_to_every_mode(tmp_path: Path) -> None:
+    config = _edited(TUTORIAL, tmp_path, l6="--epochs:3")
+    assert "--epochs=3" in _plan(config, "whole_train_whole_infer").chains[0].steps[0].command.argv
+    assert "--epochs=3" not in _plan(config, quirks=True).chains[0].steps[0].command.argv
+
+
+def test_tutorial_fixes_versus_quirks() -> None:
+    fixed = _plan(TUTORIAL).chains[0]
+    quirky = _plan(TUTORIAL, quirks=True).chains[0]
+    # Q5.5: the reference names the train output folder "<stem>.log"
+    assert quirky.steps[0].command.argv[2].endswith("nodes_1.log")
+    assert not fixed.steps[0].command.argv[2].endswith(".log")
+    # Q5.9: the reference drops the image flag after training
+    assert not any(a.startswith("--img-path") for a in quirky.step("infer_cpu_bs_1").command.argv)
+    assert "--img-path=./lite_data/toy/demo" in fixed.step("infer_cpu_bs_1").command.argv
+
+
+def test_full_harness_flavor_autocast_device_and_launcher() -> None:
+    plan = _plan(FULL)
+    assert plan.flavor == "harness"
+    ids = [c.id for c in plan.chains]
+    assert ids[:4] == [
+        "norm_train_gpus_-1_autocast_null_nodes_1",
+        "pact_train_gpus_-1_autocast_null_nodes_1",
+        "norm_train_gpus_-1_autocast_O1_nodes_1",
+        "pact_train_gpus_-1_autocast_O1_nodes_1",
+    ]
+    assert len(ids) == 3 * 2 * 2
+    amp_train = plan.chains[2].steps[0].command.argv
+    assert "--amp_level=O1" in amp_train and "--device=cpu" in amp_train
+    assert not any(a.startswith("--amp_level") for a in plan.chains[0].steps[0].command.argv)
+    gpu_train = plan.chains[4].steps[0].command.argv
+    assert "--device=gpu" in gpu_train
+    multi = plan.chains[8].steps[0].command.argv
+    assert multi[:4] == ("python3", "-m", "paddle.distributed.launch", "--devices=0,1")
+    assert Requirement.MULTI_GPU in plan.chains[8].steps[0].requires
+    pact = plan.chains[1].steps[0].command.argv
+    assert pact[1:3] == ("tools/train.py", "--pact_quant")
+    assert plan.chains[1].step("export").command.argv[1:3] == ("tools/export_model.py", "--pact_quant")
+
+
+def test_full_inference_grid_and_skip_rules() -> None:
+    chain = _plan(FULL).chains[0]
+    infer = [s for s in chain.steps if s.kind is StepKind.INFER]
+    cpu = [s for s in infer if "cpu" in s.tags]
+    gpu = [s for s in infer if "gpu" in s.tags]
+    # CPU: mkldnn 2 x threads 2 x batch 2 x precision 2, minus int8 without mkldnn (4)
+    assert len(cpu) == 12
+    assert not any("--use-mkldnn=False" in s.command.argv and "--precision=int8" in s.command.argv for s in cpu)
+    # GPU: fp32 without TensorRT, fp32 and int8 with it
+    assert {(s.command.argv[3], s.command.argv[4]) for s in gpu} == {
+        ("--use-tensorrt=False", "--precision=fp32"),
+        ("--use-tensorrt=True", "--precision=fp32"),
+        ("--use-tensorrt=True", "--precision=int8"),
+    }
+    trt = [s for s in gpu if "--use-tensorrt=True" in s.command.argv]
+    assert all(Requirement.TENSORRT in s.requires for s in trt)
+    names = [s.name for s in infer]
+    assert len(names) == len(set(names))
+    assert "infer_cpu_mkldnn_True_threads_1_precision_fp32_bs_1" in names
+
+
+def test_golden_dir_adds_a_compare_step_after_each_inference(tmp_path: Path) -> None:
+    text = FULL.read_text() + "golden_dir:test_tipc/results/toy\n"
+    config = tmp_path / "golden.txt"
+    config.write_text(text)
+    chain = _plan(config).chains[0]
+    infer = chain.step("infer_cpu_mkldnn_True_threads_1_precision_int8_bs_1")
+    compare = chain.step("compare_infer_cpu_mkldnn_True_threads_1_precision_int8_bs_1")
+    assert compare.kind is StepKind.COMPARE
+    assert compare.needs == (infer.name,)
+    assert compare.command.argv == (
+        "python3", "-m", "harness.golden", "--log", infer.command.log_path,
+        "--golden", "test_tipc/results/toy/norm_train_int8.txt", "--precision", "int8",
+    )
+
+
+def test_no_compare_steps_without_golden_dir() -> None:
+    assert not any(s.kind is StepKind.COMPARE for s in _plan(FULL).steps)
+
+
+def test_staged_training_chain(tmp_path: Path) -> None:
+    lines = FULL.read_text().splitlines()
+    lines[14] = "trainer:staged_train"
+    lines += ["===stage_params===", "stages:float|calibration|qat", "float:tools/train.py --stage float",
+              "calibration:tools/train.py --stage calibration", "qat:tools/train.py --stage qat"]
+    config = tmp_path / "staged.txt"
+    config.write_text("\n".join(lines) + "\n")
+    chain = _plan(config).chains[0]
+    save = f"{OUT}/toy_full/lite_train_lite_infer/staged_train_gpus_-1_autocast_null_nodes_1"
+    assert [s.name for s in chain.steps[:5]] == ["train_float", "train_calibration", "train_qat", "eval", "export"]
+    assert chain.step("train_calibration").needs == ("train_float",)
+    calib = chain.step("train_calibration").command.argv
+    assert f"--output-dir={save}/calibration" in calib
+    assert f"--pretrained={save}/float/latest.pdparams" in calib
+    assert f"--pretrained={save}/qat/latest.pdparams" in chain.step("eval").command.argv
+    assert chain.step("export").needs == ("train_qat",)
+
+
+def test_klquant_mode_quantizes_the_exported_model() -> None:
+    chain = _plan(FULL, "klquant_whole_infer").chains[0]
+    kl = chain.step("kl_quant")
+    save = f"{OUT}/toy_full/klquant_whole_infer/norm_train_gpus_-1_autocast_null_nodes_1"
+    assert kl.needs == ("export",)
+    assert kl.command.argv == ("python3", "tools/quant_post_static.py", f"--model-dir={save}",
+                               f"--save-inference-dir={save}/quant_post_static_model")
+    infer = [s for s in chain.steps if s.kind is StepKind.INFER]
+    assert infer and all(s.needs == ("kl_quant",) for s in infer)
+    assert all(f"--model-dir={save}/quant_post_static_model" in s.command.argv for s in infer)
+
+
+def test_values_reach_argv_literally(tmp_path: Path) -> None:
+    config = _edited(TUTORIAL, tmp_path, l14="norm_train:tools/train.py --tag=$(touch x) --b=`id` ; rm -rf /")
+    argv = _plan(config).chains[0].steps[0].command.argv
+    assert argv[:7] == ("python3", "tools/train.py", "--tag=$(touch", "x)", "--b=`id`", ";", "rm")
+
+
+def test_plan_is_deterministic_and_json_plain() -> None:
+    import json
+
+    first = _plan(FULL).to_json()
+    assert first == _plan(FULL).to_json()
+    step = first["chains"][0]["steps"][0]  # type: ignore[index]
+    assert {"name", "kind", "argv", "cwd", "env", "log"} <= set(step)
+    json.dumps(first)
+
+
+def test_unknown_mode_and_flavor_are_errors() -> None:
+    config = load_config(TUTORIAL)
+    with pytest.raises(ConfigError, match="unknown mode"):
+        build_plan(config, "lite_infer")
+    with pytest.raises(ConfigError, match="unknown flavor"):
+        build_plan(config, "lite_train_lite_infer", PlanOptions(flavor="tensorflow"))
+    with pytest.raises(ConfigError, match="layout"):
+        build_plan(config, "lite_train_lite_infer", PlanOptions(flavor="paddleclas"))
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/tipc-conformance is not beside this checkout")
+class TestPaddleClasFixes:
+    def config(self, family: str, name: str):  # type: ignore[no-untyped-def]
+        return load_config(CORPUS / "PaddleClas" / family / name)
+
+    def test_epochs_follow_the_mode_when_fixed(self) -> None:
+        config = self.config("UniFormer", "UniFormer_small_train_infer_python.txt")
+        fixed = build_plan(config, "lite_train_lite_infer", PlanOptions(repo_root="/r")).chains[0].steps[0]
+        quirky = build_plan(config, "lite_train_lite_infer", PlanOptions(quirks=True, repo_root="/r")).chains[0].steps[0]
+        assert "Global.epochs=5" in fixed.command.argv  # Q4.3 fixed
+        assert "Global.epochs=2" in quirky.command.argv
+
+    def test_cpu_duplicates_run_once_when_fixed(self) -> None:
+        config = self.config("ResNet", "ResNet50_train_ampfp16_infer_python.txt")
+        fixed = build_plan(config, "lite_train_lite_infer", PlanOptions(repo_root="/r"))
+        quirky = build_plan(config, "lite_train_lite_infer", PlanOptions(quirks=True, repo_root="/r"))
+        argv_fixed = [s.command.argv for s in fixed.steps]
+        argv_quirky = [s.command.argv for s in quirky.steps]
+        assert len(argv_quirky) > len(set(argv_quirky))  # Q6.1 duplicates
+        assert len(argv_fixed) == len(set(argv_fixed))
+
+    def test_no_amp_off_switch_when_autocast_is_null(self) -> None:
+        config = self.config("PPLCNet", "PPLCNet_x1_0_train_infer_python.txt")
+        fixed = build_plan(config, "lite_train_lite_infer", PlanOptions(repo_root="/r")).steps[0]
+        quirky = build_plan(config, "lite_train_lite_infer", PlanOptions(quirks=True, repo_root="/r")).steps[0]
+        assert "AMP.use_amp=False" in quirky.command.argv  # Q3.3
+        assert "AMP.use_amp=False" not in fixed.command.argv
+
+    def test_inference_runs_from_deploy_with_absolute_model_dir(self) -> None:
+        config = self.config("PPLCNet", "PPLCNet_x1_0_train_infer_python.txt")
+        plan = build_plan(config, "lite_train_lite_infer", PlanOptions(repo_root="/r"))
+        infer = [s for s in plan.steps if s.kind is StepKind.INFER]
+        assert infer and all(s.command.cwd == "deploy" for s in infer)
+        assert all(any(a.startswith("Global.inference_model_dir=/r/test_tipc/output/") for a in s.command.argv)
+                   for s in infer)
+
+    def test_whole_infer_when_fixed_infers_from_the_configured_model(self) -> None:
+        config = self.config("PPLCNet", "PPLCNet_x1_0_train_infer_python.txt")
+        assert build_plan(config, "whole_infer", PlanOptions(quirks=True, repo_root="/r")).chains == ()
+        plan = build_plan(config, "whole_infer", PlanOptions(repo_root="/r"))
+        infer = [s for s in plan.steps if s.kind is StepKind.INFER]
+        assert infer and all("Global.inference_model_dir=../../inference" in s.command.argv for s in infer)
+
+
+def test_ptq_layout_plans_nothing_with_a_note() -> None:
+    text = "===========ptq_params===========\nmodel_name:m\npython:python3\n"
+    plan = build_plan(parse_config_text("p.txt", text), "lite_train_lite_infer")
+    assert plan.chains == ()
+    assert any("ptq_params" in note for note in plan.notes)
