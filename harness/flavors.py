@@ -39,7 +39,7 @@ class Flavor:
     name: str
     layout: Layout
     description: str
-    launcher_flag: str  # 5.3: --gpus (Step6) / --devices (Clas, 3D)
+    launcher_flag: str  # 5.3: --gpus (Step6, 3D) / --devices (Clas)
     multi_node_ips_len: int  # 5.3: an ips string longer than this counts as several nodes
     autocast: Autocast
     train_use_gpu: TrainUseGpu
@@ -112,7 +112,7 @@ FLAVORS: dict[str, Flavor] = {
             name="paddle3d",
             layout=Layout.FULL,
             description="Paddle3D test_tipc (full layout, positional export weights, --amp for fp16)",
-            launcher_flag="--devices",
+            launcher_flag="--gpus",
             multi_node_ips_len=26,
             autocast=Autocast.PADDLE3D,
             train_use_gpu=TrainUseGpu.UNUSED,
@@ -189,7 +189,10 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
         return flavor, f"flavor {name} (declared in harness_params)"
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
-    # Paddle3D configs leave cfg:17-19 without the pact/fpgm/distill trainer keys that PaddleClas always has.
+    # Paddle3D leaves cfg:5 (train use_gpu) as '##' and is the only one with a to_static benchmark section;
+    # PaddleClas always has the pact/fpgm/distill trainer keys on cfg:17-19.
+    if config.at(5).text.strip() == "##" or config.section_start("to_static_train_benchmark_params") is not None:
+        return FLAVORS["paddle3d"], "flavor paddle3d (auto: full layout, '##' on line 5 or a to_static benchmark section)"
     keys = tuple(config.at(i).key if config.has(i) else "" for i in (17, 18, 19))
     if keys == ("pact_train", "fpgm_train", "distill_train"):
         return FLAVORS["paddleclas"], "flavor paddleclas (auto: full layout with pact/fpgm/distill trainer lines)"

@@ -314,7 +314,7 @@ class _Builder:
                 ips, _, gpu = entry.partition(";")
             single = len(gpu) <= 2
             multi_node = not single and len(ips) > flavor.multi_node_ips_len
-            nodes = len(ips.split(",")) if len(ips) > 15 else 1
+            nodes = len(ips.split(",")) if len(ips) > flavor.multi_node_ips_len else 1
         else:
             if ";" in entry:
                 ips, _, gpu = entry.partition(";")
@@ -428,14 +428,14 @@ class _Builder:
             return None
         staged = self.stages() if trainer == "staged_train" and not self.quirks else ()
         autocast_name = self.autocast_name(autocast, trainer)
-        stem = f"{trainer}_gpus_{placement.gpu}_autocast_{autocast_name}"
-        if flavor.name != "paddle3d" or placement.nodes > 1:
-            stem = f"{stem}_nodes_{placement.nodes}"
-        save_log = f"{self.out}/{stem}"
+        stem = f"{trainer}_gpus_{placement.gpu}_autocast_{autocast_name}_nodes_{placement.nodes}"
+        # Paddle3D names its train folder without "_nodes_1" (its logs keep it).
+        folder = stem if flavor.name != "paddle3d" or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
+        save_log = f"{self.out}/{folder}"
         if self.quirks and flavor.save_log_dot_log:
             save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
         chain_id = safe_name(stem)
-        chain_dir_rel = f"{self.out_rel}/{stem}"
+        chain_dir_rel = f"{self.out_rel}/{folder}"
         use_gpu_param = self.param(self.key(5), use_gpu_value) if use_gpu_value else ""
         steps: list[Step] = []
         tags = _tags(trainer, autocast, quant, placement.requires)
@@ -477,7 +477,7 @@ class _Builder:
         model_dir = save_log
         if flavor.name == "paddle3d":
             inference_dir = self.value(r["inference_dir"])
-            if inference_dir and inference_dir != "null":
+            if inference_dir and inference_dir not in ("null", "##"):
                 model_dir = f"{save_log}/{inference_dir}"  # Q5.8
         if self.mode == "klquant_whole_infer" and self.full and not self.quirks:
             kl = self.klquant_step(model_dir, chain_dir_rel, placement, tags)
@@ -552,6 +552,8 @@ class _Builder:
                 if self.quirks and placement.multi and not placement.multi_node_order:
                     # Q5.3: the 3D multi-GPU command drops save_model and repeats train_param1.
                     pieces = [script, param1, epoch, pretrain, batch, amp, param1]
+                elif self.quirks and placement.multi_node_order:
+                    pieces = [script, save, pretrain, epoch, batch, amp, param1]
                 else:
                     pieces = [script, save, epoch, pretrain, batch, amp, param1]
             elif placement.multi_node_order and self.quirks:
@@ -684,7 +686,7 @@ class _Builder:
                                     continue  # fp16 has no CPU kernels; CPU int8 runs through oneDNN
                                 log = (f"{log_dir}/python_infer_cpu_gpus_{gpu}_usemkldnn_{mkldnn}_threads_{threads}"
                                        f"_precision_{precision}_batchsize_{batch}.log")
-                                if flavor.name == "harness" or (not self.quirks and flavor.name != "paddleclas"):
+                                if flavor.name != "paddleclas":
                                     log = (f"{log_dir}/python_infer_cpu_usemkldnn_{mkldnn}_threads_{threads}"
                                            f"_precision_{precision}_batchsize_{batch}.log")
                                 if flavor.name == "paddle3d":
@@ -711,7 +713,7 @@ class _Builder:
                         for batch in batches:
                             log = (f"{log_dir}/python_infer_gpu_gpus_{gpu}_usetrt_{trt}_precision_{precision}"
                                    f"_batchsize_{batch}.log")
-                            if flavor.name == "harness":
+                            if flavor.name != "paddleclas":
                                 log = (f"{log_dir}/python_infer_gpu_usetrt_{trt}_precision_{precision}"
                                        f"_batchsize_{batch}.log")
                             pieces = [script, f"{use_gpu_key}={use_gpu}", self.param(trt_key, trt),
@@ -781,11 +783,15 @@ class _Builder:
             if not infer_model or infer_model == "null":
                 self.notes.append(f"line {self.line_of(r['infer_model'])}: infer_model is null: whole_infer runs nothing")
                 continue
-            export = exports[position] if position < len(exports) else (exports[-1] if exports else "null")
+            export = exports[position] if position < len(exports) else ""
             chain_id = "whole_infer" if len(models) == 1 else f"whole_infer_{position}"
             steps: list[Step] = []
             model_dir = infer_model
-            if export not in ("null", "True", "False", ""):
+            if self.flavor.name == "paddle3d" and self.quirks:
+                runs_export = export not in ("null", "")  # Q7.5: a missing entry fails the test, so no export
+            else:
+                runs_export = export not in ("null", "True", "False", "")
+            if runs_export:
                 if self.flavor.name == "paddle3d" and self.quirks:
                     model_dir = posixpath.dirname(infer_model.rstrip("/"))  # Q7.5
                     argv = (self.python, *self.words([_Piece(export, self.line_of(r["infer_export"])),

@@ -272,3 +272,44 @@ def test_ptq_layout_plans_nothing_with_a_note() -> None:
     plan = build_plan(parse_config_text("p.txt", text), "lite_train_lite_infer")
     assert plan.chains == ()
     assert any("ptq_params" in note for note in plan.notes)
+
+
+PADDLE3D = DATA / "good" / "paddle3d_like.txt"
+
+
+def test_paddle3d_is_picked_for_a_full_layout_without_clas_trainer_lines() -> None:
+    assert _plan(PADDLE3D).flavor == "paddle3d"
+
+
+def test_paddle3d_commands_follow_its_script() -> None:
+    plan = _plan(PADDLE3D, quirks=True)
+    out = "test_tipc/output/toy3d/lite_train_lite_infer"
+    single, single_fp16, multi, _ = plan.chains
+    assert single.steps[0].command.argv == (
+        "python3.7", "tools/train.py", "--config", "configs/toy3d.yml", "--save_interval", "5", "--num_workers", "2",
+        f"--save_dir={out}/norm_train_gpus_0_autocast_null", "--iters=20", "--batch_size=2",
+    )
+    assert single_fp16.steps[0].command.argv[-2:] == ("--amp", "--amp_level=O2")
+    # Q5.3: the multi-GPU command has no save dir
+    assert multi.steps[0].command.argv[:5] == ("python3.7", "-m", "paddle.distributed.launch", "--gpus=0,1",
+                                                "tools/train.py")
+    assert not any(a.startswith("--save_dir") for a in multi.steps[0].command.argv)
+    # Q5.7: positional weights, "key dir" save dir
+    assert single.step("export").command.argv[-3:] == (
+        f"{out}/norm_train_gpus_0_autocast_null/model.pdparams", "--save_dir", f"{out}/norm_train_gpus_0_autocast_null"
+    )
+    cpu = [s for s in single.steps if "cpu" in s.tags]
+    assert cpu[0].command.argv == ("python3.7", "deploy/infer.py", "--use_gpu=False",
+                                   f"--model_file={out}/norm_train_gpus_0_autocast_null")
+    gpu = [s for s in single.steps if "gpu" in s.tags and s.kind is StepKind.INFER]
+    assert gpu[0].command.argv[-2:] == ("--lidar_file=datasets/lite/velodyne/000001.bin", "--num_point_dim=4")
+
+
+def test_paddle3d_whole_infer_exports_next_to_the_weights() -> None:
+    steps = _plan(PADDLE3D, "whole_infer", quirks=True).steps
+    # Q5.7: whole_infer uses the *value* of line 29 as the weights key; it is empty here, hence "=<path>"
+    assert steps[0].command.argv == ("python3.7", "tools/export.py", "--config", "configs/toy3d.yml",
+                                     "=./toy3d/model.pdparams", "--save_dir", "./toy3d")
+    fixed = _plan(PADDLE3D, "whole_infer").steps
+    assert fixed[0].command.argv[4] == "./toy3d/model.pdparams"
+    assert all("--model_file=./toy3d" in s.command.argv for s in steps[1:])
