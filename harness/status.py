@@ -133,7 +133,9 @@ def summary_table(results: Sequence[StepResult]) -> str:
     right = {2}  # numbers line up on the right
 
     def render(row: tuple[str, ...]) -> str:
-        cells = (cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        cells = (
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         return "  ".join(cells).rstrip()
 
     lines = [render(header), render(tuple("-" * w for w in widths)), *(render(row) for row in rows)]
