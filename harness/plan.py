@@ -497,7 +497,6 @@ class _Builder:
                 gpu=placement.gpu,
                 needs=steps[-1].name,
                 log_dir=self.infer_log_dir(chain_dir_rel),
-                tutorial_prefix="",
                 env=placement.step_env,
                 chain_requires=placement.requires,
                 trainer=trainer,
@@ -578,7 +577,7 @@ class _Builder:
         if self.flavor.export_weight_positional:
             # Q5.7 (3D): the weights are a bare argument and the save dir is "<key> <dir>".
             return (self.python, *self.words([_Piece(run_export, line), weights, save_key, save_dir]))
-        pieces = [_Piece(run_export, line), self.param(weight_key, weights) if weights else "",
+        pieces: list[_Piece | str] = [_Piece(run_export, line), self.param(weight_key, weights) if weights else "",
                   self.param(save_key, save_dir)]
         return (self.python, *self.words(pieces))
 
@@ -593,141 +592,124 @@ class _Builder:
         gpu: str,
         needs: str,
         log_dir: str,
-        tutorial_prefix: str,
         env: tuple[tuple[str, str | None], ...],
         chain_requires: tuple[Requirement, ...],
         trainer: str,
         tags: tuple[str, ...],
     ) -> list[Step]:
+        """The inference grid of one model folder, each step followed by its compare step when goldens exist."""
         r = self.roles()
         script = self.piece(r["inference"])
         if not script.text or script.text == "null":
             return []
-        use_gpu_key = self.key(r["infer_use_gpu"])
         use_gpus = self.alternatives(r["infer_use_gpu"])
         self.check_bool(r["infer_use_gpu"], use_gpus, extra=("gpu", "cpu"))
-        batch_key = self.key(r["infer_batch"])
-        batches = self.alternatives(r["infer_batch"]) or [""]
-        model_param = self.param(self.key(r["infer_model_key"]), model_dir)
-        image_param = self.param(self.key(r["infer_img"]), image_dir) if image_dir else ""
-        bench_param = self.param(self.key(r["benchmark"]), self.value(r["benchmark"]))
-        if self.flavor.name == "paddle3d":
-            bench_param = ""  # Q6.3: 3D never sets the benchmark key
-        infer_line = self.line_of(r["inference"])
-        golden_dir = self.golden_dir()
-        steps: list[Step] = []
-        seen: set[tuple[str, ...]] = set()
-
-        def add(name: str, argv: tuple[str, ...], log: str, requires: tuple[Requirement, ...],
-                precision: str, step_tags: tuple[str, ...]) -> None:
-            if not self.quirks:
-                if argv in seen:
-                    return  # Q6.1: identical commands (CPU precision loop) run once
-                seen.add(argv)
-            unique = name
-            count = 2
-            while any(s.name == unique for s in steps):
-                unique = f"{name}_{count}"
-                count += 1
-            all_requires = tuple(dict.fromkeys((*chain_requires, *requires)))
-            steps.append(self.step(unique, StepKind.INFER, argv, log, env, (needs,), all_requires, infer_line,
-                                   (*tags, *step_tags)))
-            if golden_dir and not self.quirks:
-                golden = f"{golden_dir}/{trainer}_{precision}.txt"
-                compare_argv = (self.python, "-m", "harness.golden", "--log", log, "--golden", golden,
-                                "--precision", precision)
-                steps.append(self.step(f"compare_{unique}", StepKind.COMPARE, compare_argv,
-                                       f"{log[: -len('.log')]}_compare.log", (), (unique,), all_requires,
-                                       infer_line, (*tags, *step_tags), cwd="."))
-
-        if not self.full:
-            for use_gpu in use_gpus:
-                device = _device(use_gpu)
-                if device is None:
-                    continue
-                for batch in batches:
-                    log = f"{log_dir}/{tutorial_prefix}python_infer_{device}_batchsize_{batch}.log"
-                    pieces = [script, f"{use_gpu_key}={use_gpu}", model_param, self.param(batch_key, batch),
-                              image_param, bench_param]
-                    argv = (self.python, *self.words(pieces))
-                    requires = (Requirement.GPU,) if device == "gpu" else ()
-                    add(f"infer_{device}_bs_{batch}", argv, log, requires, "fp32", (device,))
-            return steps
-
-        mkldnn_key = self.key(r["mkldnn"])
-        mkldnns = self.alternatives(r["mkldnn"]) or [""]
-        self.check_bool(r["mkldnn"], mkldnns)
-        threads_key = self.key(r["threads"])
-        threads_list = self.alternatives(r["threads"]) or [""]
-        trt_key = self.key(r["trt"])
-        trts = self.alternatives(r["trt"]) or [""]
-        self.check_bool(r["trt"], trts)
-        precision_key = self.key(r["precision"])
-        precisions = self.alternatives(r["precision"]) or [""]
-        param1 = self.param(self.key(r["infer_param1"]), self.value(r["infer_param1"])) if self.config.has(
-            r["infer_param1"]) and not self.config.at(r["infer_param1"]).header else ""
-        flavor = self.flavor
+        bench = "" if self.flavor.name == "paddle3d" else self.param(self.key(r["benchmark"]), self.value(r["benchmark"]))
+        grid = _Grid(
+            builder=self,
+            script=script,
+            model=self.param(self.key(r["infer_model_key"]), model_dir),
+            image=self.param(self.key(r["infer_img"]), image_dir) if image_dir else "",
+            bench=bench,  # Q6.3: 3D never sets the benchmark key
+            quant=quant,
+            gpu=gpu,
+            needs=needs,
+            log_dir=log_dir,
+            env=env,
+            chain_requires=chain_requires,
+            trainer=trainer,
+            tags=tags,
+            line=self.line_of(r["inference"]),
+            golden_dir="" if self.quirks else self.golden_dir(),
+        )
         for use_gpu in use_gpus:
             device = _device(use_gpu)
             if device is None:
                 self.notes.append(f"inference device {use_gpu!r} is neither CPU nor GPU: not run")
-                continue
-            if device == "cpu":
-                for mkldnn in mkldnns:
-                    if flavor.name == "paddle3d" and quant and mkldnn == "False":
-                        continue
-                    for threads in threads_list:
-                        for batch in batches:
-                            for precision in precisions:
-                                prec = _precision_name(precision)
-                                if not self.quirks and flavor.cpu_precision_flag and (
-                                    prec == "fp16" or (prec == "int8" and mkldnn == "False")
-                                ):
-                                    continue  # fp16 has no CPU kernels; CPU int8 runs through oneDNN
-                                log = (f"{log_dir}/python_infer_cpu_gpus_{gpu}_usemkldnn_{mkldnn}_threads_{threads}"
-                                       f"_precision_{precision}_batchsize_{batch}.log")
-                                if flavor.name != "paddleclas":
-                                    log = (f"{log_dir}/python_infer_cpu_usemkldnn_{mkldnn}_threads_{threads}"
-                                           f"_precision_{precision}_batchsize_{batch}.log")
-                                if flavor.name == "paddle3d":
-                                    pieces: list[_Piece | str] = [script, f"{use_gpu_key}={use_gpu}", model_param]
-                                else:
-                                    pieces = [script, f"{use_gpu_key}={use_gpu}", f"{mkldnn_key}={mkldnn}",
-                                              self.param(threads_key, threads)]
-                                    if flavor.cpu_precision_flag:
-                                        pieces.append(self.param(precision_key, precision))
-                                    pieces += [model_param, self.param(batch_key, batch), image_param, bench_param]
-                                    if flavor.cpu_infer_params1:
-                                        pieces.append(param1)
-                                argv = (self.python, *self.words(pieces))
-                                name = f"infer_cpu_mkldnn_{mkldnn}_threads_{threads}_bs_{batch}"
-                                if flavor.cpu_precision_flag or len(precisions) > 1:
-                                    name = f"infer_cpu_mkldnn_{mkldnn}_threads_{threads}_precision_{prec}_bs_{batch}"
-                                add(safe_name(name), argv, log, (), prec, ("cpu", prec))
+            elif not self.full:
+                self.tutorial_grid(grid, use_gpu, device)
+            elif device == "cpu":
+                self.cpu_grid(grid, use_gpu)
             else:
-                for trt in trts:
+                self.gpu_grid(grid, use_gpu)
+        return grid.steps
+
+    def tutorial_grid(self, grid: _Grid, use_gpu: str, device: str) -> None:
+        """Step6: use-gpu x batch size; no mkldnn, threads or precision lines."""
+        r = self.roles()
+        for batch in self.alternatives(r["infer_batch"]) or [""]:
+            pieces: list[_Piece | str] = [grid.script, f"{self.key(r['infer_use_gpu'])}={use_gpu}", grid.model,
+                      self.param(self.key(r["infer_batch"]), batch), grid.image, grid.bench]
+            requires = (Requirement.GPU,) if device == "gpu" else ()
+            grid.add(f"infer_{device}_bs_{batch}", self.words(pieces),
+                     f"{grid.log_dir}/python_infer_{device}_batchsize_{batch}.log", requires, "fp32", (device,))
+
+    def cpu_grid(self, grid: _Grid, use_gpu: str) -> None:
+        """Full layout CPU loop: mkldnn x threads x batch x precision (Q6.1, Q6.3)."""
+        r = self.roles()
+        flavor = self.flavor
+        mkldnns = self.alternatives(r["mkldnn"]) or [""]
+        self.check_bool(r["mkldnn"], mkldnns)
+        precisions = self.alternatives(r["precision"]) or [""]
+        for mkldnn in mkldnns:
+            if flavor.name == "paddle3d" and grid.quant and mkldnn == "False":
+                continue
+            for threads in self.alternatives(r["threads"]) or [""]:
+                for batch in self.alternatives(r["infer_batch"]) or [""]:
                     for precision in precisions:
                         prec = _precision_name(precision)
-                        if self.skip_gpu_combo(trt, precision, prec, quant):
-                            continue
-                        for batch in batches:
-                            log = (f"{log_dir}/python_infer_gpu_gpus_{gpu}_usetrt_{trt}_precision_{precision}"
-                                   f"_batchsize_{batch}.log")
-                            if flavor.name != "paddleclas":
-                                log = (f"{log_dir}/python_infer_gpu_usetrt_{trt}_precision_{precision}"
-                                       f"_batchsize_{batch}.log")
-                            pieces = [script, f"{use_gpu_key}={use_gpu}", self.param(trt_key, trt),
-                                      self.param(precision_key, precision), model_param,
-                                      self.param(batch_key, batch), image_param, bench_param]
-                            if flavor.gpu_infer_params1:
-                                pieces.append(param1)
-                            argv = (self.python, *self.words(pieces))
-                            requires: tuple[Requirement, ...] = (Requirement.GPU,)
-                            if trt == "True":
-                                requires += (Requirement.TENSORRT,)
-                            name = safe_name(f"infer_gpu_trt_{trt}_precision_{prec}_bs_{batch}")
-                            add(name, argv, log, requires, prec, ("gpu", prec))
-        return steps
+                        if not self.quirks and flavor.cpu_precision_flag and (
+                            prec == "fp16" or (prec == "int8" and mkldnn == "False")
+                        ):
+                            continue  # fp16 has no CPU kernels; CPU int8 runs through oneDNN
+                        gpus = f"gpus_{grid.gpu}_" if flavor.name == "paddleclas" else ""
+                        log = (f"{grid.log_dir}/python_infer_cpu_{gpus}usemkldnn_{mkldnn}_threads_{threads}"
+                               f"_precision_{precision}_batchsize_{batch}.log")
+                        pieces: list[_Piece | str] = [grid.script, f"{self.key(r['infer_use_gpu'])}={use_gpu}"]
+                        if flavor.name == "paddle3d":
+                            pieces.append(grid.model)  # Q6.1: the 3D CPU command has only these two flags
+                        else:
+                            pieces += [f"{self.key(r['mkldnn'])}={mkldnn}", self.param(self.key(r["threads"]), threads)]
+                            if flavor.cpu_precision_flag:
+                                pieces.append(self.param(self.key(r["precision"]), precision))
+                            pieces += [grid.model, self.param(self.key(r["infer_batch"]), batch), grid.image,
+                                       grid.bench]
+                            if flavor.cpu_infer_params1:
+                                pieces.append(self.infer_param1())
+                        name = f"infer_cpu_mkldnn_{mkldnn}_threads_{threads}_bs_{batch}"
+                        if flavor.cpu_precision_flag or len(precisions) > 1:
+                            name = f"infer_cpu_mkldnn_{mkldnn}_threads_{threads}_precision_{prec}_bs_{batch}"
+                        grid.add(safe_name(name), self.words(pieces), log, (), prec, ("cpu", prec))
+
+    def gpu_grid(self, grid: _Grid, use_gpu: str) -> None:
+        """Full layout GPU loop: TensorRT x precision x batch, with the flavor's skip rules (Q6.2)."""
+        r = self.roles()
+        trts = self.alternatives(r["trt"]) or [""]
+        self.check_bool(r["trt"], trts)
+        for trt in trts:
+            for precision in self.alternatives(r["precision"]) or [""]:
+                prec = _precision_name(precision)
+                if self.skip_gpu_combo(trt, precision, prec, grid.quant):
+                    continue
+                for batch in self.alternatives(r["infer_batch"]) or [""]:
+                    gpus = f"gpus_{grid.gpu}_" if self.flavor.name == "paddleclas" else ""
+                    log = (f"{grid.log_dir}/python_infer_gpu_{gpus}usetrt_{trt}_precision_{precision}"
+                           f"_batchsize_{batch}.log")
+                    pieces: list[_Piece | str] = [grid.script, f"{self.key(r['infer_use_gpu'])}={use_gpu}",
+                              self.param(self.key(r["trt"]), trt), self.param(self.key(r["precision"]), precision),
+                              grid.model, self.param(self.key(r["infer_batch"]), batch), grid.image, grid.bench]
+                    if self.flavor.gpu_infer_params1:
+                        pieces.append(self.infer_param1())
+                    requires = (Requirement.GPU, Requirement.TENSORRT) if trt == "True" else (Requirement.GPU,)
+                    name = safe_name(f"infer_gpu_trt_{trt}_precision_{prec}_bs_{batch}")
+                    grid.add(name, self.words(pieces), log, requires, prec, ("gpu", prec))
+
+    def infer_param1(self) -> str:
+        """cfg:51 `key:value`, when the config has that line (some end at line 50 or put a header there)."""
+        index = self.roles()["infer_param1"]
+        if not self.config.has(index) or self.config.at(index).header is not None:
+            return ""
+        return self.param(self.key(index), self.value(index))
 
     def skip_gpu_combo(self, trt: str, precision: str, prec: str, quant: bool) -> bool:
         """The reference skip rules for GPU inference (Q6.2), and the fixed general rule."""
@@ -766,7 +748,7 @@ class _Builder:
         steps.extend(
             self.inference_steps(
                 model_dir=save_dir, image_dir=self.value(31), quant=False, gpu="0", needs=steps[-1].name if steps else "",
-                log_dir=self.out_rel, tutorial_prefix="" if self.quirks else "", env=(), chain_requires=(),
+                log_dir=self.out_rel, env=(), chain_requires=(),
                 trainer="norm_train", tags=("norm_train",),
             )
         )
@@ -809,7 +791,7 @@ class _Builder:
                 self.inference_steps(
                     model_dir=model_dir, image_dir=self.value(r["infer_img"]), quant=quant_flag == "True", gpu="0",
                     needs=steps[-1].name if steps else "", log_dir=self.infer_log_dir(f"{self.out_rel}/{chain_id}"),
-                    tutorial_prefix="", env=(), chain_requires=(), trainer="norm_train", tags=("norm_train",),
+                    env=(), chain_requires=(), trainer="norm_train", tags=("norm_train",),
                 )
             )
             chains.append(Chain(id=chain_id, model=self.model_name, mode=self.mode, steps=_drop_empty_needs(steps)))
@@ -838,7 +820,7 @@ class _Builder:
             model_dir = quant_dir if cwd == "." else posixpath.relpath(posixpath.normpath(quant_dir), cwd)
         for step in self.inference_steps(
             model_dir=model_dir, image_dir=self.value(r["infer_img"]), quant=True, gpu="0", needs="kl_quant",
-            log_dir=self.out_rel if self.quirks else f"{self.out_rel}/kl_quant", tutorial_prefix="", env=(),
+            log_dir=self.out_rel if self.quirks else f"{self.out_rel}/kl_quant", env=(),
             chain_requires=(), trainer="kl_quant", tags=("kl_quant",),
         ):
             command = dataclasses.replace(step.command, cwd=cwd) if step.kind is StepKind.INFER else step.command
@@ -853,7 +835,7 @@ class _Builder:
         if not kl or kl in ("null", "False"):
             self.notes.append(f"line {self.line_of(r['kl_quant'])}: kl_quant is null: no PTQ step")
             return None
-        pieces = [self.piece(r["kl_quant"]), self.param(self.key(r["infer_model_key"]), model_dir),
+        pieces: list[_Piece | str] = [self.piece(r["kl_quant"]), self.param(self.key(r["infer_model_key"]), model_dir),
                   self.param(self.key(r["save_infer"]), f"{model_dir}/quant_post_static_model")]
         argv = (self.python, *self.words(pieces))
         return self.step("kl_quant", StepKind.KL_QUANT, argv, f"{chain_dir_rel}_kl_quant.log", placement.step_env,
@@ -865,7 +847,7 @@ class _Builder:
         r = self.roles()
         for entry in self.config.section("harness_params"):
             if entry.key == "paddle2onnx" and entry.value not in ("", "null"):
-                pieces = [_Piece(entry.value, entry.line), self.param(self.key(r["infer_model_key"]), model_dir),
+                pieces: list[_Piece | str] = [_Piece(entry.value, entry.line), self.param(self.key(r["infer_model_key"]), model_dir),
                           self.param(self.key(r["infer_img"]), self.train_image_dir())]
                 argv = (self.python, *self.words(pieces))
                 return [self.step("paddle2onnx", StepKind.PADDLE2ONNX, argv, f"{chain_dir_rel}_paddle2onnx.log",
@@ -939,6 +921,52 @@ class _Builder:
         command = Command(argv=argv, cwd=cwd, env=env, timeout_s=self.options.timeout_s, log_path=log)
         return Step(name=name, kind=kind, command=command, needs=tuple(n for n in needs if n), requires=requires,
                     line=line, tags=tuple(dict.fromkeys((str(kind), *tags))))
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Grid:
+    """Collects one model folder's inference steps: unique names, Q6.1 de-duplication and compare steps."""
+
+    builder: _Builder
+    script: _Piece
+    model: str
+    image: str
+    bench: str
+    quant: bool
+    gpu: str
+    needs: str
+    log_dir: str
+    env: tuple[tuple[str, str | None], ...]
+    chain_requires: tuple[Requirement, ...]
+    trainer: str
+    tags: tuple[str, ...]
+    line: int
+    golden_dir: str
+    steps: list[Step] = dataclasses.field(default_factory=list)
+    seen: set[tuple[str, ...]] = dataclasses.field(default_factory=set)
+
+    def add(self, name: str, words: tuple[str, ...], log: str, requires: tuple[Requirement, ...], precision: str,
+            tags: tuple[str, ...]) -> None:
+        builder = self.builder
+        argv = (builder.python, *words)
+        if not builder.quirks:
+            if argv in self.seen:
+                return  # Q6.1: identical commands (the CPU precision loop) run once
+            self.seen.add(argv)
+        unique, count = name, 2
+        while any(step.name == unique for step in self.steps):
+            unique, count = f"{name}_{count}", count + 1
+        all_requires = tuple(dict.fromkeys((*self.chain_requires, *requires)))
+        step_tags = (*self.tags, *tags)
+        self.steps.append(builder.step(unique, StepKind.INFER, argv, log, self.env, (self.needs,), all_requires,
+                                       self.line, step_tags))
+        if self.golden_dir:
+            golden = f"{self.golden_dir}/{self.trainer}_{precision}.txt"
+            compare = (builder.python, "-m", "harness.golden", "--log", log, "--golden", golden,
+                       "--precision", precision)
+            self.steps.append(builder.step(f"compare_{unique}", StepKind.COMPARE, compare,
+                                           f"{log.removesuffix('.log')}_compare.log", (), (unique,), all_requires,
+                                           self.line, step_tags, cwd="."))
 
 
 def _drop_empty_needs(steps: list[Step]) -> tuple[Step, ...]:
