@@ -958,7 +958,11 @@ class _Grid:
             unique, count = f"{name}_{count}", count + 1
         all_requires = tuple(dict.fromkeys((*self.chain_requires, *requires)))
         step_tags = (*self.tags, *tags)
-        self.steps.append(builder.step(unique, StepKind.INFER, argv, log, self.env, (self.needs,), all_requires,
+        env = self.env
+        if Requirement.GPU in requires:
+            # A CPU chain hides the GPUs from training; its GPU inference steps must see them again.
+            env = tuple((k, v) for k, v in env if not (k == "CUDA_VISIBLE_DEVICES" and v == ""))
+        self.steps.append(builder.step(unique, StepKind.INFER, argv, log, env, (self.needs,), all_requires,
                                        self.line, step_tags))
         if self.golden_dir:
             golden = f"{self.golden_dir}/{self.trainer}_{precision}.txt"

@@ -63,6 +63,8 @@ def test_tutorial_cpu_chain_commands() -> None:
     assert cpu.needs == ("export",)
     assert cpu.command.log_path == f"{save}/python_infer_cpu_batchsize_2.log"
     assert chain.step("infer_gpu_bs_1").requires == (Requirement.GPU,)
+    assert chain.step("infer_gpu_bs_1").command.env == ()  # GPU inference of a CPU chain sees the GPUs
+    assert cpu.command.env == (("CUDA_VISIBLE_DEVICES", ""),)
 
 
 def test_gpu_chain_requires_a_gpu_and_sets_cuda_visible_devices() -> None:
