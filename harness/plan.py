@@ -620,7 +620,7 @@ class _Builder:
             trainer=trainer,
             tags=tags,
             line=self.line_of(r["inference"]),
-            golden_dir="" if self.quirks else self.golden_dir(),
+            golden_dir=self.golden_dir(),
         )
         for use_gpu in use_gpus:
             device = _device(use_gpu)
@@ -897,6 +897,14 @@ class _Builder:
     # ---- small helpers -------------------------------------------------------------------------------------------
 
     def golden_dir(self) -> str:
+        """Where compare steps find goldens; none in quirks mode and none for modes goldens do not cover.
+
+        Goldens describe the lite training schedule, so they are compared for the lite modes and for
+        klquant_whole_infer (whose goldens are named <trainer>_klquant_<precision>); whole-data training
+        gives other weights, so those modes get no compare step.
+        """
+        if self.quirks or self.mode not in ("lite_train_lite_infer", "lite_train_whole_infer", "klquant_whole_infer"):
+            return ""
         for entry in self.config.section("harness_params"):
             if entry.key == "golden_dir" and entry.value not in ("", "null"):
                 return entry.value.rstrip("/")
@@ -965,7 +973,8 @@ class _Grid:
         self.steps.append(builder.step(unique, StepKind.INFER, argv, log, env, (self.needs,), all_requires,
                                        self.line, step_tags))
         if self.golden_dir:
-            golden = f"{self.golden_dir}/{self.trainer}_{precision}.txt"
+            label = f"{self.trainer}_klquant" if builder.mode == "klquant_whole_infer" else self.trainer
+            golden = f"{self.golden_dir}/{label}_{precision}.txt"
             compare = (builder.python, "-m", "harness.golden", "--log", log, "--golden", golden,
                        "--precision", precision)
             self.steps.append(builder.step(f"compare_{unique}", StepKind.COMPARE, compare,

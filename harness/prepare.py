@@ -30,6 +30,8 @@ class PrepareEntry:
 # Keys are config model_name values, compared case-insensitively. Add a model by adding a row, not a branch.
 PREPARE_REGISTRY: Mapping[str, PrepareEntry] = {
     "mobilenet_v3_small": PrepareEntry(script="lite_data/make_cls_lite.py"),
+    "picodet_lite": PrepareEntry(script="lite_data/make_det_lite.py"),
+    "pointpillars_lite": PrepareEntry(script="lite_data/make_kitti_lite.py"),
 }
 
 

@@ -315,3 +315,16 @@ def test_paddle3d_whole_infer_exports_next_to_the_weights() -> None:
     fixed = _plan(PADDLE3D, "whole_infer").steps
     assert fixed[0].command.argv[4] == "./toy3d/model.pdparams"
     assert all("--model_file=./toy3d" in s.command.argv for s in steps[1:])
+
+
+def test_goldens_are_compared_only_for_modes_they_describe(tmp_path: Path) -> None:
+    config = tmp_path / "golden.txt"
+    config.write_text(FULL.read_text() + "golden_dir:test_tipc/results/toy\n")
+    kinds = {mode: {s.kind for s in _plan(config, mode).steps} for mode in
+             ("lite_train_lite_infer", "lite_train_whole_infer", "whole_train_whole_infer", "klquant_whole_infer")}
+    assert StepKind.COMPARE in kinds["lite_train_lite_infer"]
+    assert StepKind.COMPARE in kinds["lite_train_whole_infer"]
+    assert StepKind.COMPARE not in kinds["whole_train_whole_infer"]
+    klquant = [s for s in _plan(config, "klquant_whole_infer").steps if s.kind is StepKind.COMPARE]
+    assert klquant and all("_train_klquant_" in " ".join(s.command.argv) for s in klquant)
+    assert any("test_tipc/results/toy/norm_train_klquant_int8.txt" in s.command.argv for s in klquant)
