@@ -54,7 +54,6 @@ class Flavor:
     cpu_precision_flag: bool  # 6.1: the CPU command carries the precision flag
     print_mem_info: bool  # 3.1/3.2: Clas appends -o Global.print_mem_info / log_ranks
     trainer_keys: bool  # 5.1: dispatch trainers by the keys on cfg:17-21 (Clas)
-    log_model_prefix: bool  # 1.2: results lines carry "<model_name> - "
     default_epochs: str  # 4.3: Clas falls back to 2 epochs when the epoch line gives no value ("" = drop the flag)
     klquant_after_training: bool  # klquant_whole_infer: train + export first, then PTQ the exported model
 
@@ -81,7 +80,6 @@ FLAVORS: dict[str, Flavor] = {
             cpu_precision_flag=False,
             print_mem_info=False,
             trainer_keys=False,
-            log_model_prefix=True,
             default_epochs="",
             klquant_after_training=False,
         ),
@@ -104,7 +102,6 @@ FLAVORS: dict[str, Flavor] = {
             cpu_precision_flag=False,
             print_mem_info=True,
             trainer_keys=True,
-            log_model_prefix=True,
             default_epochs="2",
             klquant_after_training=False,
         ),
@@ -127,7 +124,6 @@ FLAVORS: dict[str, Flavor] = {
             cpu_precision_flag=False,
             print_mem_info=False,
             trainer_keys=False,
-            log_model_prefix=False,
             default_epochs="",
             klquant_after_training=False,
         ),
@@ -150,7 +146,6 @@ FLAVORS: dict[str, Flavor] = {
             cpu_precision_flag=True,
             print_mem_info=False,
             trainer_keys=True,
-            log_model_prefix=True,
             default_epochs="",
             klquant_after_training=True,
         ),
