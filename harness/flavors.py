@@ -12,7 +12,7 @@ import enum
 from harness.config import Layout, TipcConfig
 from harness.errors import ConfigError
 
-__all__ = ["AUTO", "FLAVORS", "Autocast", "Flavor", "TrainUseGpu", "pick_flavor"]
+__all__ = ["AUTO", "FLAVORS", "Autocast", "Flavor", "GpuSkip", "TrainArgs", "TrainUseGpu", "pick_flavor"]
 
 AUTO = "auto"
 
@@ -24,6 +24,22 @@ class Autocast(enum.StrEnum):
     PADDLECLAS = "paddleclas"  # key ignored; fp16/amp/other -> -o AMP.* words
     PADDLE3D = "paddle3d"  # fp16 -> --amp --amp_level=O2, anything else -> nothing
     KEY_VALUE = "key_value"  # <key>=<value>, nothing for null
+
+
+class GpuSkip(enum.StrEnum):
+    """Which GPU inference combinations the reference script leaves out (Q6.2); used with --quirks."""
+
+    PADDLECLAS = "paddleclas"  # skip use_fp16=True without TensorRT
+    PADDLE3D = "paddle3d"  # skip int8 unless quantized, fp16/int8 without TRT, quantized without TRT or as int8
+    GENERAL = "general"  # the harness rule: fp16/int8 need TensorRT; a quantized model with TRT runs int8
+
+
+class TrainArgs(enum.StrEnum):
+    """The order of the train words (Q5.3, Q5.4)."""
+
+    TUTORIAL = "tutorial"  # save epoch pretrain batch
+    PADDLECLAS = "paddleclas"  # use_gpu save epoch pretrain autocast batch param1 (multi-node: pretrain before epoch)
+    PADDLE3D = "paddle3d"  # save epoch pretrain batch amp param1 (multi-GPU: no save, param1 twice)
 
 
 class TrainUseGpu(enum.StrEnum):
@@ -56,6 +72,19 @@ class Flavor:
     trainer_keys: bool  # 5.1: dispatch trainers by the keys on cfg:17-21 (Clas)
     default_epochs: str  # 4.3: Clas falls back to 2 epochs when the epoch line gives no value ("" = drop the flag)
     klquant_after_training: bool  # klquant_whole_infer: train + export first, then PTQ the exported model
+    train_args: TrainArgs
+    gpu_skip: GpuSkip  # with --quirks; without it every flavor uses GpuSkip.GENERAL
+    output_dot_slash: bool  # 1.5: Step6 writes ./test_tipc/... (quirk mode)
+    epochs_ignore_mode: bool  # 4.3 (quirk mode)
+    train_batch_raw: bool  # 4.4 (quirk mode)
+    folder_nodes_suffix: bool  # 5.5: the train folder name ends in _nodes_<n> even for one node
+    inference_dir_line: bool  # 5.8: 3D infers from <save_log>/<cfg:36 inference_dir>
+    cpu_command_minimal: bool  # 6.1: 3D's CPU command is only use_gpu + model dir
+    benchmark_flag: bool  # 6.3: 3D never passes the benchmark flag
+    cpu_quant_needs_mkldnn: bool  # 6.2: 3D skips CPU runs of a quantized model without mkldnn
+    infer_log_gpu_id: bool  # Clas inference log names carry gpus_<g>
+    whole_infer_klquant_only: bool  # 7.1 (quirk mode)
+    whole_infer_export_beside_weights: bool  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -82,6 +111,19 @@ FLAVORS: dict[str, Flavor] = {
             trainer_keys=False,
             default_epochs="",
             klquant_after_training=False,
+            train_args=TrainArgs.TUTORIAL,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=True,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=False,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
         ),
         Flavor(
             name="paddleclas",
@@ -104,6 +146,19 @@ FLAVORS: dict[str, Flavor] = {
             trainer_keys=True,
             default_epochs="2",
             klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.PADDLECLAS,
+            output_dot_slash=False,
+            epochs_ignore_mode=True,
+            train_batch_raw=True,
+            folder_nodes_suffix=True,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=False,
+            infer_log_gpu_id=True,
+            whole_infer_klquant_only=True,
+            whole_infer_export_beside_weights=False,
         ),
         Flavor(
             name="paddle3d",
@@ -126,6 +181,19 @@ FLAVORS: dict[str, Flavor] = {
             trainer_keys=False,
             default_epochs="",
             klquant_after_training=False,
+            train_args=TrainArgs.PADDLE3D,
+            gpu_skip=GpuSkip.PADDLE3D,
+            output_dot_slash=False,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=True,
+            cpu_command_minimal=True,
+            benchmark_flag=False,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=True,
         ),
         Flavor(
             name="harness",
@@ -148,6 +216,19 @@ FLAVORS: dict[str, Flavor] = {
             trainer_keys=True,
             default_epochs="",
             klquant_after_training=True,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=False,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=True,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=False,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
         ),
     )
 }

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from harness.command import DEFAULT_TIMEOUT_S, Command
 from harness.config import Entry, Layout, TipcConfig
 from harness.errors import ConfigError
-from harness.flavors import AUTO, Autocast, Flavor, TrainUseGpu, pick_flavor
+from harness.flavors import AUTO, Autocast, Flavor, GpuSkip, TrainArgs, TrainUseGpu, pick_flavor
 from harness.layouts import check_layout
 from harness.steps import Chain, Plan, Requirement, Step, StepKind
 
@@ -149,7 +149,7 @@ class _Builder:
         # Q1.5: PaddleClas writes absolute paths ($(pwd)/test_tipc/...), Step6 writes ./test_tipc/...
         if root:
             self.out = f"{root}/{out}"
-        elif flavor.name == "tutorial" and self.quirks:
+        elif flavor.output_dot_slash and self.quirks:
             self.out = f"./{out}"
         else:
             self.out = out
@@ -406,7 +406,7 @@ class _Builder:
 
     def epochs(self) -> str:
         r = self.roles()
-        use_mode = not (self.quirks and self.flavor.name == "paddleclas")  # Q4.3
+        use_mode = not (self.quirks and self.flavor.epochs_ignore_mode)  # Q4.3
         value = self.mode_value(r["epoch"], use_mode=use_mode)
         if self.flavor.default_epochs and not value:
             value = self.flavor.default_epochs
@@ -416,7 +416,7 @@ class _Builder:
 
     def train_batch(self) -> str:
         r = self.roles()
-        if self.quirks and self.flavor.name == "paddleclas":
+        if self.quirks and self.flavor.train_batch_raw:
             return self.value(r["batch"])  # Q4.4: raw value, no mode parsing
         return self.mode_value(r["batch"])
 
@@ -430,7 +430,7 @@ class _Builder:
         autocast_name = self.autocast_name(autocast, trainer)
         stem = f"{trainer}_gpus_{placement.gpu}_autocast_{autocast_name}_nodes_{placement.nodes}"
         # Paddle3D names its train folder without "_nodes_1" (its logs keep it).
-        folder = stem if flavor.name != "paddle3d" or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
+        folder = stem if flavor.folder_nodes_suffix or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
         save_log = f"{self.out}/{folder}"
         if self.quirks and flavor.save_log_dot_log:
             save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
@@ -475,7 +475,7 @@ class _Builder:
                                placement.step_env, (train_name,), placement.requires,
                                self.line_of(r["norm_export"]), tags))
         model_dir = save_log
-        if flavor.name == "paddle3d":
+        if flavor.inference_dir_line:
             inference_dir = self.value(r["inference_dir"])
             if inference_dir and inference_dir not in ("null", "##"):
                 model_dir = f"{save_log}/{inference_dir}"  # Q5.8
@@ -547,7 +547,7 @@ class _Builder:
         else:
             param1 = self.param(self.key(r["param1"]), self.value(r["param1"]))
             amp = self.autocast_words(autocast, trainer)
-            if flavor.name == "paddle3d":
+            if flavor.train_args is TrainArgs.PADDLE3D:
                 if self.quirks and placement.multi and not placement.multi_node_order:
                     # Q5.3: the 3D multi-GPU command drops save_model and repeats train_param1.
                     pieces = [script, param1, epoch, pretrain, batch, amp, param1]
@@ -604,7 +604,7 @@ class _Builder:
             return []
         use_gpus = self.alternatives(r["infer_use_gpu"])
         self.check_bool(r["infer_use_gpu"], use_gpus, extra=("gpu", "cpu"))
-        bench = "" if self.flavor.name == "paddle3d" else self.param(self.key(r["benchmark"]), self.value(r["benchmark"]))
+        bench = self.param(self.key(r["benchmark"]), self.value(r["benchmark"])) if self.flavor.benchmark_flag else ""
         grid = _Grid(
             builder=self,
             script=script,
@@ -652,7 +652,7 @@ class _Builder:
         self.check_bool(r["mkldnn"], mkldnns)
         precisions = self.alternatives(r["precision"]) or [""]
         for mkldnn in mkldnns:
-            if flavor.name == "paddle3d" and grid.quant and mkldnn == "False":
+            if flavor.cpu_quant_needs_mkldnn and grid.quant and mkldnn == "False":
                 continue
             for threads in self.alternatives(r["threads"]) or [""]:
                 for batch in self.alternatives(r["infer_batch"]) or [""]:
@@ -662,11 +662,11 @@ class _Builder:
                             prec == "fp16" or (prec == "int8" and mkldnn == "False")
                         ):
                             continue  # fp16 has no CPU kernels; CPU int8 runs through oneDNN
-                        gpus = f"gpus_{grid.gpu}_" if flavor.name == "paddleclas" else ""
+                        gpus = f"gpus_{grid.gpu}_" if flavor.infer_log_gpu_id else ""
                         log = (f"{grid.log_dir}/python_infer_cpu_{gpus}usemkldnn_{mkldnn}_threads_{threads}"
                                f"_precision_{precision}_batchsize_{batch}.log")
                         pieces: list[_Piece | str] = [grid.script, f"{self.key(r['infer_use_gpu'])}={use_gpu}"]
-                        if flavor.name == "paddle3d":
+                        if flavor.cpu_command_minimal:
                             pieces.append(grid.model)  # Q6.1: the 3D CPU command has only these two flags
                         else:
                             pieces += [f"{self.key(r['mkldnn'])}={mkldnn}", self.param(self.key(r["threads"]), threads)]
@@ -692,7 +692,7 @@ class _Builder:
                 if self.skip_gpu_combo(trt, precision, prec, grid.quant):
                     continue
                 for batch in self.alternatives(r["infer_batch"]) or [""]:
-                    gpus = f"gpus_{grid.gpu}_" if self.flavor.name == "paddleclas" else ""
+                    gpus = f"gpus_{grid.gpu}_" if self.flavor.infer_log_gpu_id else ""
                     log = (f"{grid.log_dir}/python_infer_gpu_{gpus}usetrt_{trt}_precision_{precision}"
                            f"_batchsize_{batch}.log")
                     pieces: list[_Piece | str] = [grid.script, f"{self.key(r['infer_use_gpu'])}={use_gpu}",
@@ -713,9 +713,10 @@ class _Builder:
 
     def skip_gpu_combo(self, trt: str, precision: str, prec: str, quant: bool) -> bool:
         """The reference skip rules for GPU inference (Q6.2), and the fixed general rule."""
-        if self.flavor.name == "paddleclas" and self.quirks:
+        rule = self.flavor.gpu_skip if self.quirks else GpuSkip.GENERAL
+        if rule is GpuSkip.PADDLECLAS:
             return precision == "True" and trt == "False"
-        if self.flavor.name == "paddle3d" and self.quirks:
+        if rule is GpuSkip.PADDLE3D:
             if prec == "int8" and not quant:
                 return True
             if prec in ("fp16", "int8") and trt == "False":
@@ -731,7 +732,7 @@ class _Builder:
     def whole_infer_chains(self) -> tuple[Chain, ...]:
         if not self.full:
             return self.tutorial_whole_infer()
-        if self.flavor.name == "paddleclas" and self.quirks:
+        if self.flavor.whole_infer_klquant_only and self.quirks:
             return self.klquant_chains()  # Q7.1: Clas whole_infer runs only the kl_quant branch
         return self.full_whole_infer()
 
@@ -769,12 +770,13 @@ class _Builder:
             chain_id = "whole_infer" if len(models) == 1 else f"whole_infer_{position}"
             steps: list[Step] = []
             model_dir = infer_model
-            if self.flavor.name == "paddle3d" and self.quirks:
+            beside = self.flavor.whole_infer_export_beside_weights and self.quirks
+            if beside:
                 runs_export = export not in ("null", "")  # Q7.5: a missing entry fails the test, so no export
             else:
                 runs_export = export not in ("null", "True", "False", "")
             if runs_export:
-                if self.flavor.name == "paddle3d" and self.quirks:
+                if beside:
                     model_dir = posixpath.dirname(infer_model.rstrip("/"))  # Q7.5
                     argv = (self.python, *self.words([_Piece(export, self.line_of(r["infer_export"])),
                                                        self.param(self.value(r["export_weight"]), infer_model),
