@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import enum
-import importlib
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from harness import __version__
+from harness import __version__, matrix, reports
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
@@ -23,6 +22,7 @@ from harness.hardware import detect_hardware
 from harness.logger import logger, setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
 from harness.prepare import lookup, prepare_command
+from harness.reports import SIDECAR, append_record, step_record
 from harness.runner import run_command
 from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
 from harness.steps import Chain, Plan, Step, StepKind
@@ -30,9 +30,6 @@ from harness.steps import Chain, Plan, Step, StepKind
 __all__ = ["ExitCode", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
-
-# Subcommands other modules contribute through `register_cli(subparsers)`; optional so the core CLI works alone.
-_PLUGIN_MODULES = ("harness.reports", "harness.matrix")
 
 
 class ExitCode(enum.IntEnum):
@@ -157,22 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_prepare.add_argument("--python", default=None, metavar="PATH", help="interpreter for the preparation script")
     p_prepare.set_defaults(handler=_cmd_prepare)
 
-    for name in _PLUGIN_MODULES:
-        _register_plugin(name, sub)
+    reports.register_cli(sub)
+    matrix.register_cli(sub)
     return parser
-
-
-def _register_plugin(name: str, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        # The module not existing yet is normal; a module that exists but cannot import is worth a warning.
-        if getattr(exc, "name", None) != name:
-            logger.warning("subcommands from %s unavailable: %s", name, exc)
-        return
-    register = getattr(module, "register_cli", None)
-    if callable(register):
-        register(sub)
 
 
 def _positive_seconds(text: str) -> float:
@@ -246,6 +230,7 @@ def _describe_step(step: Step) -> list[str]:
 def _cmd_run(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)
+    config_name = _config_name(args.config, root)
     with _cuda_visible_devices(args.gpu_ids):
         hardware = detect_hardware()
         print(f"tipc run: {plan.model_name} {plan.mode} ({plan.flavor}); {hardware.describe()}; root {root}")
@@ -263,6 +248,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             def on_result(result: StepResult) -> None:
                 results.append(result)
                 results_log.write(result)
+                chain = next(c for c in plan.chains if c.id == result.chain_id)
+                record = step_record(config=config_name, plan=plan, chain=chain, step=chain.step(result.step_name),
+                                     result=result, root=root)
+                append_record(root / plan.output_dir / SIDECAR, record)
                 why = f"  ({result.reason})" if result.reason else ""
                 print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)
 
@@ -280,6 +269,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
             finally:  # also on Ctrl-C or SIGTERM: show what finished before main() picks the exit code
                 _print_summary(results, root / plan.results_log)
     return ExitCode.OK if run_succeeded(results) else ExitCode.FAILED
+
+
+def _config_name(config: str, root: Path) -> str:
+    """The config as reports name it: relative to the run root when it lies below it."""
+    path = Path(config).resolve()
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _print_summary(results: Sequence[StepResult], results_log: Path) -> None:

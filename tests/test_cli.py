@@ -251,12 +251,24 @@ def test_exit_code_values() -> None:
     assert [int(c) for c in codes] == [0, 1, 2, 2, 130, 143]
 
 
-def test_missing_subcommand_modules_are_tolerated(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(cli, "_PLUGIN_MODULES", ("harness.no_such_module_for_tests",))
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == ExitCode.OK
-    assert "lint" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for name in ("plan", "run", "lint", "prepare", "report", "matrix"):
+        assert name in out
+
+
+def test_run_writes_the_report_sidecar(repo: Path) -> None:
+    import json
+
+    assert main(["run", "configs/fail.txt", MODE]) == ExitCode.FAILED
+    records = [json.loads(line) for line in (repo / out_dir("toy_fail") / "results.jsonl").read_text().splitlines()]
+    by_step = {r["step"]: r for r in records}
+    assert by_step["export"]["status"] == "failed"
+    assert by_step["export"]["returncode"] == "1"
+    assert "fail.py is about to fail" in by_step["export"]["details"]
+    assert by_step["infer_cpu_bs_1"]["status"] == "skipped"
+    assert by_step["export"]["key"] == f"configs/fail.txt::{MODE}::{CHAIN}::export"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,739 @@
+"""Reports over step results: JUnit merge and comparison (junitparser), a self-contained HTML page (jinja2)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import junitparser
+
+from harness.status import StepResult
+from harness.steps import Chain, Plan, Step
+
+if TYPE_CHECKING:
+    import jinja2
+
+__all__ = [
+    "KIND_ORDER",
+    "PROPERTY_NAMES",
+    "RESULTS_LOG",
+    "SIDECAR",
+    "TAIL_LINES",
+    "append_record",
+    "CaseRecord",
+    "compare_records",
+    "Comparison",
+    "JunitTotals",
+    "load_junit",
+    "merge_junit",
+    "read_log_tail",
+    "records_from_run_dir",
+    "register_cli",
+    "render_html",
+    "ReportError",
+    "failure_text",
+    "step_record",
+    "step_trainer",
+]
+
+# The names of the <property> elements the pytest plugin writes into each <testcase> (via item.user_properties).
+PROPERTY_NAMES: Final = (
+    "model",
+    "mode",
+    "config",
+    "chain",
+    "trainer",
+    "step",
+    "kind",
+    "command",
+    "log_path",
+    "returncode",
+    "duration_s",
+    "status",
+    "reason",
+)
+# Grid columns, in chain order; kinds the plan may add later are appended after these.
+KIND_ORDER: Final = ("prepare", "train", "eval", "export", "kl_quant", "infer", "compare")
+STATUSES: Final = ("passed", "failed", "timeout", "error", "skipped")
+FAILING: Final = frozenset({"failed", "timeout", "error"})
+# Worst first: a grid cell takes the colour of the worst status among its steps.
+_SEVERITY: Final = {"error": 0, "timeout": 1, "failed": 2, "skipped": 3, "passed": 4}
+TAIL_LINES: Final = 30
+RESULTS_LOG: Final = "results_python.log"
+SIDECAR: Final = "results.jsonl"  # one CaseRecord per line, next to results_python.log
+_TEMPLATE: Final = "report.html.j2"
+
+
+class ReportError(Exception):
+    """An input a report cannot be built from (missing or malformed file); the CLI shows it as one line."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CaseRecord:
+    """One step's outcome, whichever source it came from (JUnit XML, or a run folder's results logs)."""
+
+    key: str  # stable identity across runs: config::mode::chain::step (or the JUnit classname::name)
+    model: str
+    mode: str
+    config: str = ""
+    chain: str = ""
+    trainer: str = ""
+    step: str = ""
+    kind: str = ""
+    status: str  # one of STATUSES
+    duration_s: float = 0.0
+    command: str = ""
+    log_path: str = ""  # relative to the run root
+    returncode: str = ""
+    reason: str = ""  # skip reason, or the failure's one-line summary
+    details: str = ""  # failure text: command, exit code, log path, last lines of the log
+    tipc: bool = True  # False for ordinary test cases that share a JUnit file with the chains
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class JunitTotals:
+    files: int
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    duplicates: tuple[str, ...] = ()  # case keys found in more than one input (overlapping shards)
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failures - self.errors - self.skipped
+
+    def line(self) -> str:
+        return (
+            f"{self.tests} tests from {self.files} file{'s' if self.files != 1 else ''}: {self.passed} passed, "
+            f"{self.failures} failed, {self.errors} errors, {self.skipped} skipped"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    newly_failing: tuple[CaseRecord, ...]
+    newly_passing: tuple[CaseRecord, ...]
+    still_failing: tuple[CaseRecord, ...]
+    missing: tuple[str, ...]  # keys present in the old run only
+
+    def to_json(self) -> dict[str, object]:
+        def rows(records: Sequence[CaseRecord]) -> list[dict[str, str]]:
+            return [{"key": r.key, "status": r.status, "reason": r.reason} for r in records]
+
+        return {
+            "newly_failing": rows(self.newly_failing),
+            "newly_passing": rows(self.newly_passing),
+            "still_failing": rows(self.still_failing),
+            "missing": list(self.missing),
+        }
+
+    def text(self) -> str:
+        out: list[str] = []
+        for title, records in (
+            ("newly failing", self.newly_failing),
+            ("newly passing", self.newly_passing),
+            ("still failing", self.still_failing),
+        ):
+            out.append(f"{title}: {len(records)}")
+            out.extend(f"  {r.key} ({r.status}{': ' + r.reason if r.reason else ''})" for r in records)
+        if self.missing:
+            out.append(f"not in the new run: {len(self.missing)}")
+            out.extend(f"  {key}" for key in self.missing)
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- JUnit input
+
+
+def _read_junit(path: Path) -> junitparser.JUnitXml:
+    try:
+        return junitparser.JUnitXml.fromfile(str(path))
+    except FileNotFoundError:
+        msg = f"{path}: no such file"
+        raise ReportError(msg) from None
+    except (OSError, junitparser.JUnitXmlError) as exc:
+        msg = f"{path}: not a JUnit XML file ({exc})"
+        raise ReportError(msg) from None
+    except Exception as exc:  # the XML parser's own error types differ between lxml and ElementTree
+        msg = f"{path}: not valid XML ({exc})"
+        raise ReportError(msg) from None
+
+
+def _properties(case: junitparser.TestCase) -> dict[str, str]:
+    props = case.child(junitparser.Properties)  # type: ignore[no-untyped-call]  # junitparser is untyped here
+    if props is None:
+        return {}
+    return {str(p.name): str(p.value or "") for p in props}
+
+
+def _case_status(case: junitparser.TestCase, props: Mapping[str, str]) -> tuple[str, str, str]:
+    """(status, one-line reason, details) of a test case."""
+    for result in case.result:
+        message = str(result.message or "")
+        text = str(result.text or "")
+        if isinstance(result, junitparser.Skipped):
+            # pytest writes "path:line: reason" into the message; the plugin's own reason is cleaner when present.
+            return "skipped", props.get("reason") or _skip_reason(message), text
+        if isinstance(result, junitparser.Error):
+            return "error", props.get("reason") or message, text
+        if isinstance(result, junitparser.Failure):
+            status = props.get("status", "")
+            return (status if status in FAILING else "failed"), props.get("reason") or message, text
+    return "passed", "", ""
+
+
+def _skip_reason(message: str) -> str:
+    # pytest's skip messages look like "path:12: needs train, which failed".
+    match = re.match(r"^\S+:\d+: (.*)$", message, re.S)
+    return match.group(1) if match else message
+
+
+def _records_of(xml: junitparser.JUnitXml) -> list[CaseRecord]:
+    records: list[CaseRecord] = []
+    for suite in xml:
+        for case in suite:
+            props = _properties(case)
+            status, reason, details = _case_status(case, props)
+            classname = str(case.classname or "")
+            name = str(case.name or "")
+            duration = float(case.time or 0.0)
+            if "model" in props:
+                records.append(
+                    CaseRecord(
+                        key="::".join((props.get("config", classname), props.get("mode", ""), props.get("chain", ""), props.get("step", name))),
+                        model=props["model"],
+                        mode=props.get("mode", ""),
+                        config=props.get("config", ""),
+                        chain=props.get("chain", ""),
+                        trainer=props.get("trainer", ""),
+                        step=props.get("step", name),
+                        kind=props.get("kind", ""),
+                        status=status,
+                        duration_s=_float(props.get("duration_s"), duration),
+                        command=props.get("command", ""),
+                        log_path=props.get("log_path", ""),
+                        returncode=props.get("returncode", ""),
+                        reason=reason,
+                        details=details,
+                    )
+                )
+            elif not classname and name.endswith(".txt") and status == "error":
+                # A config that did not parse: pytest reports the file as one case with the error line as text.
+                records.append(
+                    CaseRecord(
+                        key=name,
+                        model=_model_from_mangled(name),
+                        mode="",
+                        config=name,
+                        step="(collect)",
+                        kind="collect",
+                        status="error",
+                        reason=_first_line(details) or reason,
+                        details=details,
+                    )
+                )
+            else:
+                records.append(
+                    CaseRecord(
+                        key=f"{classname}::{name}" if classname else name,
+                        model="",
+                        mode="",
+                        step=name,
+                        status=status,
+                        duration_s=duration,
+                        reason=reason,
+                        details=details,
+                        tipc=False,
+                    )
+                )
+    return records
+
+
+def _float(text: str | None, fallback: float) -> float:
+    try:
+        return float(text) if text else fallback
+    except ValueError:
+        return fallback
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _model_from_mangled(name: str) -> str:
+    # "test_tipc.configs.<model>.<file>.txt": JUnit turned the path's slashes into dots.
+    parts = name.split(".")
+    return parts[2] if len(parts) > 4 and parts[:2] == ["test_tipc", "configs"] else "(config)"
+
+
+def load_junit(paths: Iterable[Path]) -> tuple[CaseRecord, ...]:
+    """Every test case of the given JUnit files, TIPC steps and ordinary tests alike (see CaseRecord.tipc)."""
+    records: list[CaseRecord] = []
+    for path in paths:
+        records.extend(_records_of(_read_junit(path)))
+    return tuple(records)
+
+
+def merge_junit(paths: Sequence[Path], output: Path) -> JunitTotals:
+    """Combine several JUnit files (one per shard) into one ``<testsuites>`` file and count what it holds."""
+    if not paths:
+        msg = "no JUnit files to merge"
+        raise ReportError(msg)
+    merged = junitparser.JUnitXml(name="tipc")
+    seen: dict[str, str] = {}
+    duplicates: list[str] = []
+    for path in paths:
+        xml = _read_junit(path)
+        for record in _records_of(xml):
+            if record.key in seen and seen[record.key] != str(path):
+                duplicates.append(record.key)
+            seen.setdefault(record.key, str(path))
+        for suite in xml:
+            # Append, not add_testsuite: two shards' suites can look equal (same name, no timestamp) and must
+            # still stay two suites.
+            merged.append(suite)  # type: ignore[no-untyped-call]
+    merged.update_statistics()  # type: ignore[no-untyped-call]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    merged.write(str(output))
+    return JunitTotals(
+        files=len(paths),
+        tests=int(merged.tests or 0),
+        failures=int(merged.failures or 0),
+        errors=int(merged.errors or 0),
+        skipped=int(merged.skipped or 0),
+        duplicates=tuple(duplicates),
+    )
+
+
+def compare_records(old: Sequence[CaseRecord], new: Sequence[CaseRecord]) -> Comparison:
+    """What changed between two runs, keyed by step identity; steps new in the new run count as 'newly'."""
+    before = {r.key: r for r in old}
+    after = {r.key: r for r in new}
+    newly_failing = [r for r in after.values() if r.failing and not (r.key in before and before[r.key].failing)]
+    newly_passing = [r for r in after.values() if r.status == "passed" and r.key in before and before[r.key].failing]
+    still_failing = [r for r in after.values() if r.failing and r.key in before and before[r.key].failing]
+    missing = [key for key in before if key not in after]
+    return Comparison(
+        newly_failing=tuple(sorted(newly_failing, key=lambda r: r.key)),
+        newly_passing=tuple(sorted(newly_passing, key=lambda r: r.key)),
+        still_failing=tuple(sorted(still_failing, key=lambda r: r.key)),
+        missing=tuple(sorted(missing)),
+    )
+
+
+# --------------------------------------------------------------------------- run folder input
+
+_SUCCESS = re.compile(r"^Run successfully with command - (?P<model>.+?) - (?P<command>.*) > (?P<log>\S+) 2>&1!$")
+_FAILED = re.compile(
+    r"^Run failed with command - (?P<model>.+?) - (?P<command>.*) > (?P<log>\S+) 2>&1! reason: (?P<reason>.*)$"
+)
+_SKIPPED = re.compile(r"^Run skipped with command - (?P<model>.+?) - (?P<command>.*)! reason: (?P<reason>.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def read_log_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ('' when it cannot be read); logs may be large, so read the end only."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * 1024))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _status_of_reason(reason: str) -> str:
+    if reason.startswith("timed out"):
+        return "timeout"
+    if reason.startswith(("exit code", "killed by")):
+        return "failed"
+    return "error"
+
+
+_KIND_WORDS: Final = ("compare", "kl_quant", "export", "eval", "infer")
+
+
+def _kind_of(text: str) -> str:
+    """A step kind guessed from a log file name or a command (the results log does not name kinds)."""
+    lowered = text.lower()
+    for kind in _KIND_WORDS:
+        if kind in lowered or (kind == "eval" and "--test-only" in lowered):
+            return kind
+    return "train"
+
+
+def _chain_and_step(log: str, mode: str) -> tuple[str, str]:
+    """(chain, step) from a TIPC log path: ``<mode>/<chain>.log`` (train), ``<mode>/<chain>_eval.log``,
+    ``<mode>/<chain>_export.log``, ``<mode>/<chain>/python_infer_*.log``; chain folders keep ``0,1`` in paths
+    where chain ids say ``0-1``."""
+    path = Path(log)
+    stem = path.stem
+    if path.parent.name != mode:
+        return _NODE_UNSAFE.sub("-", path.parent.name), stem
+    for suffix in ("_eval", "_export", "_kl_quant"):
+        if stem.endswith(suffix) and "_gpus_" in stem:
+            return _NODE_UNSAFE.sub("-", stem[: -len(suffix)]), suffix[1:]
+    if "_gpus_" in stem:
+        return _NODE_UNSAFE.sub("-", stem), "train"
+    return mode, stem
+
+
+_NODE_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def step_trainer(step: Step, chain: Chain) -> str:
+    """The trainer a step belongs to (its tag), else the chain id's prefix."""
+    for tag in step.tags:
+        if tag.endswith("_train") or tag == "kl_quant":
+            return tag
+    return chain.id.split("_gpus_", 1)[0]
+
+
+def failure_text(*, command: str, returncode: int | None, log_path: str, reason: str, tail: str) -> str:
+    """What a reader needs about a failed command: command, exit code, log path and the end of the log."""
+    code = "none (it did not exit by itself)" if returncode is None else str(returncode)
+    lines = [f"command:   {command}", f"exit code: {code}", f"log:       {log_path}"]
+    if reason and reason != f"exit code {returncode}":
+        lines.append(f"reason:    {reason}")  # timeouts, signals, a missing executable
+    tail = tail.rstrip("\n")
+    lines.append(f"---- last {TAIL_LINES} lines of the log ----" if tail else "---- the log is empty ----")
+    if tail:
+        lines.append(tail)
+    return "\n".join(lines)
+
+
+def step_record(*, config: str, plan: Plan, chain: Chain, step: Step, result: StepResult, root: Path) -> CaseRecord:
+    """The sidecar/report record of one step's result; the CLI and the pytest plugin both write these."""
+    details = ""
+    if result.failed:
+        details = failure_text(
+            command=result.command,
+            returncode=result.returncode,
+            log_path=result.log_path,
+            reason=result.reason or str(result.status),
+            tail=read_log_tail(root / result.log_path, TAIL_LINES),
+        )
+    return CaseRecord(
+        key=f"{config}::{plan.mode}::{chain.id}::{step.name}",
+        model=plan.model_name,
+        mode=plan.mode,
+        config=config,
+        chain=chain.id,
+        trainer=step_trainer(step, chain),
+        step=step.name,
+        kind=str(step.kind),
+        status=str(result.status),
+        duration_s=round(result.duration_s, 3),
+        command=result.command,
+        log_path=result.log_path,
+        returncode="" if result.returncode is None else str(result.returncode),
+        reason=result.reason,
+        details=details,
+    )
+
+
+def append_record(path: Path, record: CaseRecord) -> None:
+    """Append one record to a ``results.jsonl`` sidecar in a single O_APPEND write (safe from several workers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(record.to_json(), sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
+def _records_from_sidecar(path: Path) -> list[CaseRecord]:
+    records: list[CaseRecord] = []
+    fields = {f.name for f in dataclasses.fields(CaseRecord)}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            records.append(CaseRecord(**{k: v for k, v in data.items() if k in fields}))
+        except (ValueError, TypeError) as exc:
+            msg = f"{path}:{number}: not a result record ({exc})"
+            raise ReportError(msg) from None
+    return records
+
+
+def _records_from_results_log(results: Path, *, root: Path) -> list[CaseRecord]:
+    mode = results.parent.name
+    try:
+        lines = results.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        msg = f"{results}: cannot read ({exc.strerror or exc})"
+        raise ReportError(msg) from None
+    records: list[CaseRecord] = []
+    for number, raw in enumerate(lines, start=1):
+        line = _ANSI.sub("", raw).strip()
+        match = _SUCCESS.match(line) or _FAILED.match(line) or _SKIPPED.match(line)
+        if match is None:
+            continue
+        fields = match.groupdict()
+        log = fields.get("log") or ""
+        reason = fields.get("reason") or ""
+        if match.re is _SUCCESS:
+            status = "passed"
+        elif match.re is _SKIPPED:
+            status = "skipped"
+        else:
+            status = _status_of_reason(reason)
+        if log:
+            chain, step = _chain_and_step(log, mode)
+            kind = _kind_of(step) if step != "train" else "train"
+        else:  # a skipped line names no log; the command still tells the kind
+            chain, step, kind = "", f"skipped-line-{number}", _kind_of(fields["command"])
+        details = ""
+        if status in FAILING and log:
+            log_file = Path(log) if Path(log).is_absolute() else root / log
+            details = f"command: {fields['command']}\nlog: {log}\nreason: {reason}\n\n{read_log_tail(log_file)}"
+        records.append(
+            CaseRecord(
+                key=f"{fields['model']}::{mode}::{chain}::{step}",
+                model=fields["model"],
+                mode=mode,
+                chain=chain,
+                step=step,
+                kind=kind,
+                status=status,
+                command=fields["command"],
+                log_path=log,
+                reason=reason,
+                details=details,
+            )
+        )
+    return records
+
+
+def records_from_run_dir(run_dir: Path, *, root: Path) -> tuple[CaseRecord, ...]:
+    """Records of every run under ``run_dir`` (``test_tipc/output``), one ``<model>/<mode>`` folder at a time.
+
+    A folder with a ``results.jsonl`` sidecar (the pytest plugin writes one) is read from it exactly. Otherwise its
+    ``results_python.log`` (the TIPC text contract, which names neither chains nor steps) is parsed and chain, step
+    and kind are recovered from each log path; failure details are the last lines of the step's log under ``root``.
+    """
+    if not run_dir.is_dir():
+        msg = f"{run_dir}: no such folder"
+        raise ReportError(msg)
+    records: list[CaseRecord] = []
+    folders = sorted({p.parent for p in run_dir.rglob(RESULTS_LOG)} | {p.parent for p in run_dir.rglob(SIDECAR)})
+    for folder in folders:
+        if (folder / SIDECAR).is_file():
+            records.extend(_records_from_sidecar(folder / SIDECAR))
+        else:
+            records.extend(_records_from_results_log(folder / RESULTS_LOG, root=root))
+    return tuple(records)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _environment() -> jinja2.Environment:
+    # Imported here: the pytest plugin imports this module on every run and never renders HTML.
+    import jinja2  # noqa: PLC0415
+
+    # autoescape on for everything: commands and log excerpts are full of <, > and & (shell redirections, C++).
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _worst(statuses: Iterable[str]) -> str:
+    return min(statuses, key=lambda s: _SEVERITY.get(s, 0), default="none")
+
+
+def _href(log_path: str, *, log_root: Path | None, report_dir: Path) -> str:
+    if not log_path or log_root is None:
+        return ""
+    target = Path(log_path) if Path(log_path).is_absolute() else log_root / log_path
+    return Path(os.path.relpath(target.resolve(), report_dir.resolve())).as_posix()
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "--".join(parts)).strip("-") or "x"
+
+
+def render_html(
+    records: Sequence[CaseRecord],
+    *,
+    report_path: Path,
+    log_root: Path | None,
+    title: str = "TIPC report",
+    sources: Sequence[str] = (),
+    generated: datetime.datetime | None = None,
+) -> str:
+    """The report page: a model x mode x step-kind grid coloured by status, then every step with its details."""
+    steps = [r for r in records if r.tipc]
+    others = [r for r in records if not r.tipc]
+    kinds = [k for k in KIND_ORDER if any(r.kind == k for r in steps)]
+    kinds += sorted({r.kind for r in steps if r.kind and r.kind not in KIND_ORDER})
+    report_dir = report_path.parent
+
+    rows = []
+    for model, mode in sorted({(r.model, r.mode) for r in steps}):
+        group = [r for r in steps if r.model == model and r.mode == mode]
+        cells = []
+        for kind in kinds:
+            members = [r for r in group if r.kind == kind]
+            counts = {s: sum(1 for r in members if r.status == s) for s in STATUSES}
+            cells.append(
+                {
+                    "kind": kind,
+                    "status": _worst(r.status for r in members),
+                    "counts": [(s, n) for s, n in counts.items() if n],
+                    "duration": sum(r.duration_s for r in members),
+                }
+            )
+        rows.append({"model": model, "mode": mode, "anchor": _slug(model, mode), "cells": cells})
+
+    # A stable sort: inside one model/mode/config/chain the steps keep their run order.
+    details: list[dict[str, object]] = []
+    failures: list[dict[str, object]] = []
+    anchored: set[str] = set()
+    for r in sorted(steps, key=lambda r: (r.model, r.mode, r.config, r.chain)):
+        anchor = _slug(r.model, r.mode)
+        item: dict[str, object] = {
+            "record": r,
+            "anchor": "" if anchor in anchored else anchor,  # the grid links to a group's first row
+            "href": _href(r.log_path, log_root=log_root, report_dir=report_dir),
+            "log_name": Path(r.log_path).name if r.log_path else "",
+            "excerpt": (r.details.strip() or r.reason) if r.failing else "",
+            "fail_id": f"failure-{len(failures) + 1}" if r.failing else "",
+        }
+        details.append(item)
+        if r.failing:
+            failures.append(item)
+        anchored.add(anchor)
+    totals = {s: sum(1 for r in steps if r.status == s) for s in STATUSES}
+    when = (generated or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    template = _environment().get_template(_TEMPLATE)
+    return template.render(
+        title=title,
+        generated=when,
+        sources=list(sources),
+        kinds=kinds,
+        rows=rows,
+        details=details,
+        failures=failures,
+        totals=totals,
+        total=len(steps),
+        duration=sum(r.duration_s for r in steps),
+        statuses=STATUSES,
+        others=len(others),
+        others_failing=[r for r in others if r.failing],
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(f"tipc report: {text}\n")
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        totals = merge_junit([Path(p) for p in args.files], Path(args.output))
+    except ReportError as exc:
+        _err(str(exc))
+        return 2
+    _out(f"merged into {args.output}: {totals.line()}")
+    if totals.duplicates:
+        _err(f"warning: {len(totals.duplicates)} test cases appear in more than one file (overlapping shards?)")
+        for key in totals.duplicates[:20]:
+            _err(f"  {key}")
+    return 0
+
+
+def _cmd_html(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    try:
+        if args.run_dir:
+            root = Path(args.log_root) if args.log_root else Path.cwd()
+            records = records_from_run_dir(Path(args.run_dir), root=root)
+            sources = [args.run_dir]
+        else:
+            if not args.files:
+                _err("give JUnit XML files or --run-dir")
+                return 2
+            records = load_junit(Path(p) for p in args.files)
+            sources = list(args.files)
+            root = Path(args.log_root) if args.log_root else Path.cwd()
+    except ReportError as exc:
+        _err(str(exc))
+        return 2
+    page = render_html(records, report_path=output, log_root=root, title=args.title, sources=sources)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    steps = [r for r in records if r.tipc]
+    failing = sum(1 for r in steps if r.failing)
+    _out(f"wrote {output}: {len(steps)} steps, {failing} failing")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        comparison = compare_records(load_junit([Path(args.old)]), load_junit([Path(args.new)]))
+    except ReportError as exc:
+        _err(str(exc))
+        return 2
+    if args.format == "json":
+        _out(json.dumps(comparison.to_json(), indent=2))
+    else:
+        _out(comparison.text())
+    # Non-zero only for regressions, so CI can gate on "nothing new broke" while old failures are being fixed.
+    return 1 if comparison.newly_failing else 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``tipc report merge|html|compare`` to the harness CLI."""
+    report = subparsers.add_parser("report", help="merge, render and compare JUnit reports of TIPC runs")
+    actions = report.add_subparsers(dest="report_command", metavar="{merge,html,compare}", required=True)
+
+    merge = actions.add_parser("merge", help="combine shard JUnit XML files and print the totals")
+    merge.add_argument("files", nargs="+", help="JUnit XML files (one per shard)")
+    merge.add_argument("-o", "--output", required=True, help="merged JUnit XML file to write")
+    merge.set_defaults(handler=_cmd_merge)
+
+    html = actions.add_parser("html", help="render a self-contained HTML report")
+    html.add_argument("files", nargs="*", help="JUnit XML files written by pytest --junitxml (or merged)")
+    html.add_argument("--run-dir", default=None, help="read results_python.log files under this folder instead")
+    html.add_argument("-o", "--output", default="reports/report.html", help="HTML file (default: reports/report.html)")
+    html.add_argument("--log-root", default=None, help="run root the log paths are relative to (default: cwd)")
+    html.add_argument("--title", default="TIPC report")
+    html.set_defaults(handler=_cmd_html)
+
+    compare = actions.add_parser("compare", help="newly failing / newly passing / still failing between two runs")
+    compare.add_argument("old", help="JUnit XML of the earlier run")
+    compare.add_argument("new", help="JUnit XML of the later run")
+    compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.set_defaults(handler=_cmd_compare)
