@@ -31,6 +31,8 @@ class PrepareEntry:
 PREPARE_REGISTRY: Mapping[str, PrepareEntry] = {
     "mobilenet_v3_small": PrepareEntry(script="lite_data/make_cls_lite.py"),
     "picodet_lite": PrepareEntry(script="lite_data/make_det_lite.py"),
+    "picodet_lite_pact": PrepareEntry(script="lite_data/make_det_lite.py"),
+    "picodet_lite_ptq": PrepareEntry(script="lite_data/make_det_lite.py"),
     "pointpillars_lite": PrepareEntry(script="lite_data/make_kitti_lite.py"),
 }
 

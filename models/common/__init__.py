@@ -1,0 +1,1 @@
+"""Code shared by the model families under `models/`: config loading, the family registry, the tool front end."""

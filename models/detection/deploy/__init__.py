@@ -1,0 +1,1 @@
+"""Deployment scripts: Paddle Inference, post-training quantization, paddle2onnx + onnxruntime."""

@@ -1,0 +1,1 @@
+"""Command-line tools (train, eval, export) in the PaddleDetection `tools/` style."""
