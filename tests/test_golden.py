@@ -1,0 +1,195 @@
+"""Tests for harness.golden: result-line parsing, the tolerance rules, the report and the CLI exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import golden
+from harness.golden import ImageResult, compare, format_golden, golden_atol, main, parse_results
+
+LOG = """\
+W1122 02:46:27 some paddle noise
+infer: model=out/inference.json device=cpu use_mkldnn=False cpu_threads=1 batch_size=1 precision=fp32
+result: image=demo/a.png class_ids=[3, 8, 1] scores=[0.912340, 0.050000, 0.010000]
+result: image=demo/b c.png class_ids=[0, 9, 8] scores=[0.500000, 0.499950, 0.000010]
+----------------------- Perf info -----------------------
+"""
+
+
+def _result(image: str, ids: tuple[int, ...], scores: tuple[float, ...]) -> ImageResult:
+    return ImageResult(image=image, class_ids=ids, scores=scores)
+
+
+def test_parse_results_reads_every_line_and_skips_noise() -> None:
+    results = parse_results(LOG)
+    assert results == (
+        _result("demo/a.png", (3, 8, 1), (0.91234, 0.05, 0.01)),
+        _result("demo/b c.png", (0, 9, 8), (0.5, 0.49995, 0.00001)),
+    )
+
+
+def test_parse_results_ignores_comment_lines() -> None:
+    assert parse_results("# result: image=x class_ids=[1] scores=[1.0]\n") == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("result: image=a class_ids=[1, 2] scores=[0.5]", "2 class ids but 1 scores"),
+        ("result: image=a class_ids=[x] scores=[0.5]", "cannot read class ids"),
+        ("result: image=a class_ids=[1] scores=[nan]", "non-finite score"),
+        ("result: image=a class_ids=[1] scores=[0.5,,zz]", "cannot read scores"),
+        ("result: image=a class_ids=[] scores=[]", "0 class ids"),
+    ],
+)
+def test_parse_results_rejects_malformed_lines(line: str, message: str) -> None:
+    with pytest.raises(golden.GoldenError, match=message) as info:
+        parse_results(line + "\n", source="run.log")
+    assert str(info.value).startswith("run.log:1: ")
+
+
+def test_parse_results_rejects_duplicate_images() -> None:
+    text = "result: image=a class_ids=[1] scores=[0.5]\nresult: image=a class_ids=[1] scores=[0.5]\n"
+    with pytest.raises(golden.GoldenError, match="run.log:2: image a already reported on line 1"):
+        parse_results(text, source="run.log")
+
+
+GOLDEN = (
+    _result("a.png", (3, 8, 1), (0.9, 0.05, 0.01)),
+    _result("b.png", (0, 9, 8), (0.6, 0.3, 0.05)),
+)
+
+
+def test_identical_results_match() -> None:
+    assert compare(GOLDEN, GOLDEN, atol=1e-4)
+
+
+def test_order_of_images_does_not_matter() -> None:
+    assert compare(tuple(reversed(GOLDEN)), GOLDEN, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("actual", "atol", "ok"),
+    [
+        # a score moved by less / more than atol
+        (_result("a.png", (3, 8, 1), (0.90005, 0.05, 0.01)), 1e-4, True),
+        (_result("a.png", (3, 8, 1), (0.9002, 0.05, 0.01)), 1e-4, False),
+        # lower ranks swapped between classes within atol of each other: a tie, accepted
+        (_result("a.png", (3, 1, 8), (0.9, 0.0101, 0.0100)), 0.05, True),
+        # the top-1 class changed for real
+        (_result("a.png", (8, 3, 1), (0.9, 0.05, 0.01)), 1e-4, False),
+        # a class dropped out of the top-k although it was far above the cut-off
+        (_result("a.png", (3, 1, 7), (0.9, 0.01, 0.009)), 1e-4, False),
+        # a class dropped out at the cut-off and another came in just below: within tolerance
+        (_result("a.png", (3, 8, 7), (0.9, 0.05, 0.0099)), 1e-3, True),
+    ],
+)
+def test_compare_tolerance_rules(actual: ImageResult, atol: float, ok: bool) -> None:
+    result = compare((actual, GOLDEN[1]), GOLDEN, atol=atol)
+    assert bool(result) is ok
+
+
+def test_top1_near_tie_is_accepted_only_within_atol() -> None:
+    want = (_result("t.png", (4, 5, 6), (0.40, 0.39, 0.2)),)
+    swapped = (_result("t.png", (5, 4, 6), (0.40, 0.39, 0.2)),)
+    assert not compare(swapped, want, atol=1e-4)
+    loose = compare(swapped, want, atol=0.02)
+    assert loose, loose.mismatches
+
+
+def test_missing_and_extra_images_are_mismatches() -> None:
+    result = compare((GOLDEN[0], _result("z.png", (1,), (1.0,))), GOLDEN, atol=1e-4)
+    problems = {m.image: m.problems for m in result.mismatches}
+    assert problems == {"b.png": ("missing from the log",), "z.png": ("not in the golden file",)}
+
+
+def test_render_shows_a_per_image_diff() -> None:
+    actual = (_result("a.png", (8, 3, 1), (0.9, 0.05, 0.01)), GOLDEN[1])
+    text = golden.render(compare(actual, GOLDEN, atol=1e-4), log="run.log", golden="g.txt")
+    assert text.splitlines()[0] == "golden: MISMATCH, 1 of 2 images differ (atol 0.0001)"
+    assert "- a.png: top-1 class 8 != golden 3" in text
+    assert "    log:    image=a.png class_ids=[8, 3, 1] scores=[0.900000, 0.050000, 0.010000]" in text
+    assert "    golden: image=a.png class_ids=[3, 8, 1] scores=[0.900000, 0.050000, 0.010000]" in text
+
+
+def test_format_golden_round_trips_and_records_atol() -> None:
+    text = format_golden(reversed(GOLDEN), header=("made by a test",), atol=0.005)
+    assert text.startswith("# made by a test\n# atol: 0.005\nresult: image=a.png")
+    assert parse_results(text) == GOLDEN
+    assert golden_atol(text) == 0.005
+    assert golden_atol(format_golden(GOLDEN)) is None
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_cli_update_then_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _write(tmp_path / "infer.log", LOG)
+    gold = tmp_path / "results" / "norm_train_fp32.txt"
+    assert main(["--log", str(log), "--golden", str(gold), "--update"]) == 0
+    assert gold.is_file()
+    assert main(["--log", str(log), "--golden", str(gold)]) == 0
+    assert "golden: OK, 2 images match" in capsys.readouterr().out
+
+
+def test_cli_fails_with_exit_1_when_golden_is_perturbed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = _write(tmp_path / "infer.log", LOG)
+    gold = tmp_path / "g.txt"
+    assert main(["--log", str(log), "--golden", str(gold), "--update"]) == 0
+    _write(gold, gold.read_text().replace("0.912340", "0.913340"))
+    capsys.readouterr()
+    assert main(["--log", str(log), "--golden", str(gold), "--precision", "fp32"]) == 1
+    out = capsys.readouterr().out
+    assert "golden: MISMATCH, 1 of 2 images differ (atol 0.0001)" in out
+    assert "- demo/a.png: class 3: score 0.912340 vs golden 0.913340" in out
+    # int8's default tolerance absorbs a change of 1e-3
+    assert main(["--log", str(log), "--golden", str(gold), "--precision", "int8"]) == 0
+
+
+def test_cli_atol_precedence(tmp_path: Path) -> None:
+    log = _write(tmp_path / "infer.log", LOG)
+    gold = _write(tmp_path / "g.txt", "# atol: 0.01\n" + LOG.replace("0.912340", "0.915000"))
+    assert main(["--log", str(log), "--golden", str(gold)]) == 0  # the file's atol beats the fp32 default
+    assert main(["--log", str(log), "--golden", str(gold), "--atol", "1e-4"]) == 1  # the flag beats the file
+
+
+def test_cli_update_keeps_recorded_atol(tmp_path: Path) -> None:
+    log = _write(tmp_path / "infer.log", LOG)
+    gold = _write(tmp_path / "g.txt", "# atol: 0.005\nresult: image=old class_ids=[1] scores=[1.0]\n")
+    assert main(["--log", str(log), "--golden", str(gold), "--update"]) == 0
+    text = gold.read_text()
+    assert golden_atol(text) == 0.005
+    assert "image=old" not in text
+
+
+@pytest.mark.parametrize(
+    ("log_text", "golden_text", "message"),
+    [
+        ("no results here\n", None, "no 'result: image=...' lines in"),
+        (LOG, None, "not found; create it with --update"),
+        (LOG, "# only a header\n", "no result lines in golden file"),
+    ],
+)
+def test_cli_unusable_input_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log_text: str, golden_text: str | None, message: str
+) -> None:
+    log = _write(tmp_path / "infer.log", log_text)
+    gold = tmp_path / "g.txt"
+    if golden_text is not None:
+        _write(gold, golden_text)
+    assert main(["--log", str(log), "--golden", str(gold)]) == 2
+    assert message in capsys.readouterr().out
+
+
+def test_committed_goldens_parse() -> None:
+    folder = Path(__file__).resolve().parents[1] / "test_tipc" / "results" / "mobilenet_v3_small"
+    files = sorted(folder.glob("*.txt"))
+    assert {f.name for f in files} >= {"norm_train_fp32.txt", "pact_train_fp32.txt", "amp_train_fp32.txt"}
+    for path in files:
+        results = parse_results(path.read_text(), source=str(path))
+        assert len(results) == 8, path
+        assert all(len(r.class_ids) == 3 for r in results), path
