@@ -21,6 +21,7 @@ from harness.flavors import AUTO, FLAVORS
 from harness.hardware import detect_hardware
 from harness.logger import logger, setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
+from harness.golden import update_goldens
 from harness.prepare import lookup, prepare_command
 from harness.reports import SIDECAR, append_record, step_record
 from harness.runner import run_command
@@ -153,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_prepare.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S")
     p_prepare.add_argument("--python", default=None, metavar="PATH", help="interpreter for the preparation script")
     p_prepare.set_defaults(handler=_cmd_prepare)
+
+    p_goldens = sub.add_parser(
+        "update-goldens", parents=[common, planning], help="rewrite a config's golden results from its last run's logs"
+    )
+    p_goldens.set_defaults(handler=_cmd_update_goldens)
 
     reports.register_cli(sub)
     matrix.register_cli(sub)
@@ -329,6 +335,17 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 # --- prepare -------------------------------------------------------------------------------------------------------
+
+
+def _cmd_update_goldens(args: argparse.Namespace) -> int:
+    root = _root(args)
+    plan = _plan(args)
+    messages = update_goldens(plan, root=root)
+    if not messages:
+        print(f"tipc update-goldens: {args.config} has no compare steps in {plan.mode} (no golden_dir)")
+    for message in messages:
+        print(message)
+    return ExitCode.FAILED if any("disagree" in m or "could not" in m for m in messages) else ExitCode.OK
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:

@@ -10,8 +10,11 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from harness.steps import Plan, StepKind
+
 __all__ = [
     "DEFAULT_ATOL",
+    "DEFAULT_BOX_ATOL",
     "Comparison",
     "GoldenError",
     "ImageResult",
@@ -19,6 +22,9 @@ __all__ = [
     "compare",
     "format_golden",
     "golden_atol",
+    "golden_box_atol",
+    "goldens_of_plan",
+    "update_goldens",
     "main",
     "parse_results",
     "render",
@@ -31,9 +37,15 @@ __all__ = [
 # VNNI and non-VNNI CPUs by up to 0.102 (measured), hence 0.15. fp16 runs only on GPUs, where it could not be
 # measured; 1e-2 is an estimate.
 DEFAULT_ATOL: dict[str, float] = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.15}
+# Detection lines also carry boxes (pixels for 2D, metres for 3D), printed with 2-3 decimals: fp32 allows for the
+# printing rounding; quantized boxes may move by about a pixel / decimetre. A golden file's `# box_atol:` wins.
+DEFAULT_BOX_ATOL: dict[str, float] = {"fp32": 0.02, "fp16": 0.5, "int8": 1.0}
 
-_RESULT = re.compile(r"result: image=(?P<image>.+?) class_ids=\[(?P<ids>[^\]]*)\] scores=\[(?P<scores>[^\]]*)\]")
+# `result: image=<name>` (or `frame=<name>`) then `key=[numbers]` fields: class_ids (or classes), scores, boxes.
+_RESULT = re.compile(r"result:\s+(?:image|frame)=(?P<image>.+?)(?P<rest>(?:\s+\w+=\[[^\]]*\])+)\s*$")
+_FIELD = re.compile(r"(?P<key>\w+)=\[(?P<values>[^\]]*)\]")
 _ATOL_HEADER = re.compile(r"^#\s*atol:\s*(?P<value>\S+)")
+_BOX_ATOL_HEADER = re.compile(r"^#\s*box_atol:\s*(?P<value>\S+)")
 
 
 class GoldenError(ValueError):
@@ -42,14 +54,20 @@ class GoldenError(ValueError):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ImageResult:
+    """One image's (or point cloud's) result: top-k classes with scores, or detections when ``boxes`` is set."""
+
     image: str
     class_ids: tuple[int, ...]
     scores: tuple[float, ...]
+    boxes: tuple[tuple[float, ...], ...] | None = None  # one box per class id (detection results)
 
     def line(self) -> str:
         ids = ", ".join(str(c) for c in self.class_ids)
         scores = ", ".join(f"{s:.6f}" for s in self.scores)
-        return f"result: image={self.image} class_ids=[{ids}] scores=[{scores}]"
+        text = f"result: image={self.image} class_ids=[{ids}] scores=[{scores}]"
+        if self.boxes is not None:
+            text += " boxes=[" + ", ".join(f"{v:.3f}" for box in self.boxes for v in box) + "]"
+        return text
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +108,29 @@ def _floats(text: str, where: str) -> tuple[float, ...]:
         raise GoldenError(msg) from None
 
 
+def _boxes(text: str, count: int, where: str) -> tuple[tuple[float, ...], ...]:
+    values = _floats(text, where)
+    if count == 0:
+        if values:
+            msg = f"{where}: {len(values)} box values but no class ids"
+            raise GoldenError(msg)
+        return ()
+    if len(values) % count:
+        msg = f"{where}: {len(values)} box values do not split into {count} boxes"
+        raise GoldenError(msg)
+    if not all(math.isfinite(v) for v in values):
+        msg = f"{where}: non-finite box value"
+        raise GoldenError(msg)
+    size = len(values) // count
+    return tuple(values[i : i + size] for i in range(0, len(values), size))
+
+
 def parse_results(text: str, *, source: str = "<text>") -> tuple[ImageResult, ...]:
-    """Every `result: image=... class_ids=[...] scores=[...]` line, in order; `#` lines are comments."""
+    """Every `result: image=... class_ids=[...] scores=[...] [boxes=[...]]` line, in order; `#` lines are comments.
+
+    `frame=` may stand for `image=` and `classes=` for `class_ids=` (the lidar detector's words). A line with boxes
+    is a detection result and may be empty (nothing detected); a classification line needs at least one class.
+    """
     results: list[ImageResult] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
@@ -102,37 +141,97 @@ def parse_results(text: str, *, source: str = "<text>") -> tuple[ImageResult, ..
             continue
         where = f"{source}:{number}"
         image = match["image"].strip()
-        ids = _ints(match["ids"], where)
-        scores = _floats(match["scores"], where)
-        if len(ids) != len(scores) or not ids:
+        fields = {m["key"]: m["values"] for m in _FIELD.finditer(match["rest"])}
+        id_text = fields.get("class_ids", fields.get("classes"))
+        if id_text is None or "scores" not in fields:
+            msg = f"{where}: a result line needs class_ids=[...] and scores=[...]"
+            raise GoldenError(msg)
+        ids = _ints(id_text, where)
+        scores = _floats(fields["scores"], where)
+        boxes = _boxes(fields["boxes"], len(ids), where) if "boxes" in fields else None
+        if len(ids) != len(scores) or (not ids and boxes is None):
             msg = f"{where}: {len(ids)} class ids but {len(scores)} scores"
             raise GoldenError(msg)
         if not all(math.isfinite(s) for s in scores):
-            msg = f"{where}: non-finite score in {match['scores']!r}"
+            msg = f"{where}: non-finite score in {fields['scores']!r}"
             raise GoldenError(msg)
         if image in seen:
             msg = f"{where}: image {image} already reported on line {seen[image]}"
             raise GoldenError(msg)
         seen[image] = number
-        results.append(ImageResult(image=image, class_ids=ids, scores=scores))
+        results.append(ImageResult(image=image, class_ids=ids, scores=scores, boxes=boxes))
     return tuple(results)
 
 
-def golden_atol(text: str) -> float | None:
-    """The `# atol: X` header of a golden file, if any (quantized models record a looser one there)."""
+def _header(text: str, pattern: re.Pattern[str]) -> float | None:
     for line in text.splitlines():
-        match = _ATOL_HEADER.match(line)
+        match = pattern.match(line)
         if match is not None:
             try:
                 return float(match["value"])
             except ValueError:
-                msg = f"bad atol header {line!r}"
+                msg = f"bad tolerance header {line!r}"
                 raise GoldenError(msg) from None
     return None
 
 
-def _compare_one(actual: ImageResult, golden: ImageResult, atol: float) -> tuple[str, ...]:
-    """What differs between two results of one image, beyond `atol`.
+def golden_atol(text: str) -> float | None:
+    """The `# atol: X` header of a golden file, if any (quantized models record a looser one there)."""
+    return _header(text, _ATOL_HEADER)
+
+
+def golden_box_atol(text: str) -> float | None:
+    """The `# box_atol: X` header of a golden file, if any."""
+    return _header(text, _BOX_ATOL_HEADER)
+
+
+def _compare_detections(actual: ImageResult, golden: ImageResult, atol: float, box_atol: float) -> tuple[str, ...]:
+    """Match detections one to one: same class, score within atol, every box value within box_atol.
+
+    Lines list the top-k detections, so the weakest ones may trade places with detections just outside the
+    list: a detection left unmatched passes only when its score is within atol of the other side's lowest.
+    """
+    problems: list[str] = []
+    got = list(zip(actual.class_ids, actual.scores, actual.boxes or (), strict=True))
+    want = list(zip(golden.class_ids, golden.scores, golden.boxes or (), strict=True))
+    floor_got = min(actual.scores, default=0.0)
+    floor_want = min(golden.scores, default=0.0)
+    free = list(range(len(got)))
+    for cls, score, box in sorted(want, key=lambda d: -d[1]):
+        match = next(
+            (
+                j
+                for j in free
+                if got[j][0] == cls
+                and abs(got[j][1] - score) <= atol
+                and len(got[j][2]) == len(box)
+                and all(abs(a - b) <= box_atol for a, b in zip(got[j][2], box, strict=True))
+            ),
+            None,
+        )
+        if match is not None:
+            free.remove(match)
+        elif not score <= floor_got + atol:
+            shown = ", ".join(f"{v:.2f}" for v in box)
+            problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}] not found in the log")
+    for j in free:
+        cls, score, box = got[j]
+        if not score <= floor_want + atol:
+            shown = ", ".join(f"{v:.2f}" for v in box)
+            problems.append(f"log detection class {cls} score {score:.6f} box [{shown}] is not in the golden")
+    return tuple(problems)
+
+
+def _compare_one(actual: ImageResult, golden: ImageResult, atol: float, box_atol: float) -> tuple[str, ...]:
+    if actual.boxes is not None or golden.boxes is not None:
+        if actual.boxes is None or golden.boxes is None:
+            return ("one side has boxes and the other does not",)
+        return _compare_detections(actual, golden, atol, box_atol)
+    return _compare_classes(actual, golden, atol)
+
+
+def _compare_classes(actual: ImageResult, golden: ImageResult, atol: float) -> tuple[str, ...]:
+    """What differs between two classification results of one image, beyond `atol`.
 
     A class in both top-k lists must have the same probability within atol. A class in only one list must be
     a near-cut-off one: its probability is at most the other list's lowest probability plus atol. Together
@@ -161,7 +260,13 @@ def _compare_one(actual: ImageResult, golden: ImageResult, atol: float) -> tuple
     return tuple(problems)
 
 
-def compare(actual: Sequence[ImageResult], golden: Sequence[ImageResult], *, atol: float) -> Comparison:
+def compare(
+    actual: Sequence[ImageResult],
+    golden: Sequence[ImageResult],
+    *,
+    atol: float,
+    box_atol: float = DEFAULT_BOX_ATOL["fp32"],
+) -> Comparison:
     """Match images by name (order and batch size do not matter) and compare each pair."""
     got = {r.image: r for r in actual}
     want = {r.image: r for r in golden}
@@ -172,7 +277,7 @@ def compare(actual: Sequence[ImageResult], golden: Sequence[ImageResult], *, ato
             mismatches.append(Mismatch(image=name, problems=("missing from the log",), actual=None, golden=g))
         elif g is None:
             mismatches.append(Mismatch(image=name, problems=("not in the golden file",), actual=a, golden=None))
-        elif problems := _compare_one(a, g, atol):
+        elif problems := _compare_one(a, g, atol, box_atol):
             mismatches.append(Mismatch(image=name, problems=problems, actual=a, golden=g))
     return Comparison(atol=atol, images=len(want), mismatches=tuple(mismatches))
 
@@ -196,11 +301,19 @@ def render(result: Comparison, *, log: str, golden: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_golden(results: Iterable[ImageResult], *, header: Sequence[str] = (), atol: float | None = None) -> str:
-    """Golden file text: `#` comment header, optional `# atol:` line, then result lines sorted by image."""
+def format_golden(
+    results: Iterable[ImageResult],
+    *,
+    header: Sequence[str] = (),
+    atol: float | None = None,
+    box_atol: float | None = None,
+) -> str:
+    """Golden file text: `#` comment header, optional tolerance lines, then result lines sorted by image."""
     out = [f"# {h}" for h in header]
     if atol is not None:
         out.append(f"# atol: {atol:g}")
+    if box_atol is not None:
+        out.append(f"# box_atol: {box_atol:g}")
     out += [r.line() for r in sorted(results, key=lambda r: r.image)]
     return "\n".join(out) + "\n"
 
@@ -214,6 +327,46 @@ def _read(path: Path, what: str) -> str:
         raise GoldenError(msg) from None
 
 
+def goldens_of_plan(plan: Plan) -> dict[str, list[tuple[str, str]]]:
+    """golden file -> [(inference log, precision)] of the plan's compare steps, in plan order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for step in plan.steps:
+        if step.kind is not StepKind.COMPARE:
+            continue
+        argv = step.command.argv
+        try:
+            log = argv[argv.index("--log") + 1]
+            gold = argv[argv.index("--golden") + 1]
+            precision = argv[argv.index("--precision") + 1]
+        except (ValueError, IndexError):
+            continue
+        out.setdefault(gold, []).append((log, precision))
+    return out
+
+
+def update_goldens(plan: Plan, *, root: Path) -> list[str]:
+    """Rewrite each golden of a plan from the first of its inference logs that exists; one message per golden.
+
+    Run the chains first (``tipc run``). Goldens keep their tolerance lines; the other logs of the same golden
+    are then compared with it, so a golden that the grid itself does not reproduce is reported right away.
+    """
+    messages: list[str] = []
+    for gold, logs in goldens_of_plan(plan).items():
+        present = [(log, precision) for log, precision in logs if (root / log).is_file()]
+        if not present:
+            messages.append(f"{gold}: no inference log found (run the chain first); left as it was")
+            continue
+        first, precision = present[0]
+        if main(["--log", str(root / first), "--golden", str(root / gold), "--precision", precision, "--update"]):
+            messages.append(f"{gold}: could not be written from {first}")
+            continue
+        failing = [log for log, prec in present[1:]
+                   if main(["--log", str(root / log), "--golden", str(root / gold), "--precision", prec]) != 0]
+        note = f"; {len(failing)} other log(s) disagree: {', '.join(failing)}" if failing else ""
+        messages.append(f"{gold}: written from {first}, checked against {len(present) - 1} other log(s){note}")
+    return messages
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """0: match (or golden written), 1: mismatch, 2: unusable input."""
     parser = argparse.ArgumentParser(prog="python -m harness.golden", description=__doc__)
@@ -221,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--golden", required=True, type=Path, help="golden file to compare with (or to write)")
     parser.add_argument("--precision", default="fp32", choices=sorted(DEFAULT_ATOL), help="picks the default atol")
     parser.add_argument("--atol", type=float, default=None, help="absolute tolerance on probabilities (overrides)")
+    parser.add_argument("--box-atol", type=float, default=None, help="absolute tolerance on box values (overrides)")
     parser.add_argument("--update", action="store_true", help="write the golden file from the log instead")
     args = parser.parse_args(argv)
     out = sys.stdout  # this module is a command-line front end of its own (the compare step runs it)
@@ -232,15 +386,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GoldenError(msg)
         if args.update:
             # Keep a tolerance the old file recorded (quantized models carry a looser one) unless overridden.
-            atol = args.atol
-            if atol is None and args.golden.is_file():
-                atol = golden_atol(args.golden.read_text(encoding="utf-8", errors="replace"))
+            atol, box_atol = args.atol, args.box_atol
+            if args.golden.is_file():
+                old = args.golden.read_text(encoding="utf-8", errors="replace")
+                atol = golden_atol(old) if atol is None else atol
+                box_atol = golden_box_atol(old) if box_atol is None else box_atol
             header = (
                 f"golden inference results: {args.golden.stem}, {len(actual)} images (written by --update)",
                 "regenerate: see test_tipc/docs/golden_results.md",
             )
             args.golden.parent.mkdir(parents=True, exist_ok=True)
-            args.golden.write_text(format_golden(actual, header=header, atol=atol), encoding="utf-8")
+            args.golden.write_text(format_golden(actual, header=header, atol=atol, box_atol=box_atol), encoding="utf-8")
             out.write(f"golden: wrote {len(actual)} results to {args.golden}\n")
             return 0
         golden_text = _read(args.golden, "golden file")
@@ -251,10 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         atol = args.atol if args.atol is not None else golden_atol(golden_text)
         if atol is None:
             atol = DEFAULT_ATOL[args.precision]
+        box_atol = args.box_atol if args.box_atol is not None else golden_box_atol(golden_text)
+        if box_atol is None:
+            box_atol = DEFAULT_BOX_ATOL[args.precision]
     except GoldenError as exc:
         out.write(f"golden: error: {exc}\n")
         return 2
-    result = compare(actual, golden, atol=atol)
+    result = compare(actual, golden, atol=atol, box_atol=box_atol)
     out.write(render(result, log=str(args.log), golden=str(args.golden)))
     return 0 if result else 1
 

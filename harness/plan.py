@@ -501,6 +501,8 @@ class _Builder:
                 chain_requires=placement.requires,
                 trainer=trainer,
                 tags=tags,
+                # Goldens are CPU training results; GPU training does not reproduce them bit for bit.
+                compare=placement.gpu == "-1",
             )
         )
         return Chain(id=chain_id, model=self.model_name, mode=self.mode, steps=tuple(steps))
@@ -596,6 +598,7 @@ class _Builder:
         chain_requires: tuple[Requirement, ...],
         trainer: str,
         tags: tuple[str, ...],
+        compare: bool = True,
     ) -> list[Step]:
         """The inference grid of one model folder, each step followed by its compare step when goldens exist."""
         r = self.roles()
@@ -620,7 +623,7 @@ class _Builder:
             trainer=trainer,
             tags=tags,
             line=self.line_of(r["inference"]),
-            golden_dir=self.golden_dir(),
+            golden_dir=self.golden_dir() if compare else "",
         )
         for use_gpu in use_gpus:
             device = _device(use_gpu)

@@ -193,3 +193,63 @@ def test_committed_goldens_parse() -> None:
         results = parse_results(path.read_text(), source=str(path))
         assert len(results) == 8, path
         assert all(len(r.class_ids) == 3 for r in results), path
+
+
+# ---- detection results (boxes) -------------------------------------------------------------------------------
+
+DET_GOLDEN = parse_results(
+    "result: image=d.png class_ids=[1, 1, 2] scores=[0.9, 0.6, 0.1] boxes=[1,2,10,12, 20,20,30,31, 5,5,6,6]\n"
+    "result: image=e.png class_ids=[] scores=[] boxes=[]\n"
+)
+
+
+def test_detection_lines_parse_boxes_and_allow_no_detections() -> None:
+    d, e = DET_GOLDEN
+    assert d.class_ids == (1, 1, 2)
+    assert d.boxes == ((1.0, 2.0, 10.0, 12.0), (20.0, 20.0, 30.0, 31.0), (5.0, 5.0, 6.0, 6.0))
+    assert e.boxes == () and e.class_ids == ()
+
+
+def test_lidar_words_frame_and_classes_are_read() -> None:
+    (result,) = parse_results("result: frame=000064 classes=[0] scores=[0.5] boxes=[1,2,3,4,5,6,0.5]\n")
+    assert result.image == "000064" and result.class_ids == (0,) and result.boxes == ((1, 2, 3, 4, 5, 6, 0.5),)
+
+
+def test_box_values_must_split_into_one_box_per_class() -> None:
+    with pytest.raises(golden.GoldenError, match="do not split into 2 boxes"):
+        parse_results("result: image=a class_ids=[1, 2] scores=[0.5, 0.4] boxes=[1,2,3]\n", source="run.log")
+
+
+@pytest.mark.parametrize(
+    ("line", "ok"),
+    [
+        # same detections, listed in another order, values within tolerance
+        ("class_ids=[1, 2, 1] scores=[0.6, 0.1, 0.90001] boxes=[20,20,30,31, 5,5,6,6, 1,2,10,12.01]", True),
+        # a box moved by 3 px
+        ("class_ids=[1, 1, 2] scores=[0.9, 0.6, 0.1] boxes=[4,2,10,12, 20,20,30,31, 5,5,6,6]", False),
+        # the strong detection changed class
+        ("class_ids=[2, 1, 2] scores=[0.9, 0.6, 0.1] boxes=[1,2,10,12, 20,20,30,31, 5,5,6,6]", False),
+        # the weakest detection swapped for another one just as weak (the top-k cut-off)
+        ("class_ids=[1, 1, 0] scores=[0.9, 0.6, 0.1] boxes=[1,2,10,12, 20,20,30,31, 40,40,50,50]", True),
+        # a strong detection is missing
+        ("class_ids=[1, 2] scores=[0.9, 0.1] boxes=[1,2,10,12, 5,5,6,6]", False),
+    ],
+    ids=["reordered", "box-moved", "class-changed", "tail-swap", "missing"],
+)
+def test_detection_comparison(line: str, ok: bool) -> None:
+    (actual,) = parse_results(f"result: image=d.png {line}\n")
+    result = compare([actual, DET_GOLDEN[1]], DET_GOLDEN, atol=1e-4, box_atol=0.05)
+    assert bool(result) is ok
+
+
+def test_detection_golden_round_trips_with_box_tolerance(tmp_path: Path) -> None:
+    text = format_golden(DET_GOLDEN, atol=0.01, box_atol=0.5)
+    assert parse_results(text) == DET_GOLDEN
+    assert golden.golden_box_atol(text) == 0.5
+    log = tmp_path / "infer.log"
+    log.write_text("result: image=d.png class_ids=[1, 1, 2] scores=[0.9, 0.6, 0.1] boxes=[1,2,10,12.4, "
+                   "20,20,30,31, 5,5,6,6]\nresult: image=e.png class_ids=[] scores=[] boxes=[]\n")
+    gold = tmp_path / "golden.txt"
+    gold.write_text(text)
+    assert main(["--log", str(log), "--golden", str(gold)]) == 0  # 0.4 px is inside the file's box_atol
+    assert main(["--log", str(log), "--golden", str(gold), "--box-atol", "0.1"]) == 1

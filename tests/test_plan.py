@@ -328,3 +328,12 @@ def test_goldens_are_compared_only_for_modes_they_describe(tmp_path: Path) -> No
     klquant = [s for s in _plan(config, "klquant_whole_infer").steps if s.kind is StepKind.COMPARE]
     assert klquant and all("_train_klquant_" in " ".join(s.command.argv) for s in klquant)
     assert any("test_tipc/results/toy/norm_train_klquant_int8.txt" in s.command.argv for s in klquant)
+
+
+def test_compare_steps_only_follow_cpu_training(tmp_path: Path) -> None:
+    config = tmp_path / "golden.txt"
+    config.write_text(FULL.read_text() + "golden_dir:test_tipc/results/toy\n")
+    plan = _plan(config)
+    for chain in plan.chains:
+        has_compare = any(s.kind is StepKind.COMPARE for s in chain.steps)
+        assert has_compare is ("_gpus_-1_" in chain.id), chain.id

@@ -19,7 +19,6 @@ __all__ = [
     "DeployInfo",
     "Timer",
     "format_result",
-    "format_summary",
     "input_files",
     "load_deploy",
     "make_predictor",
@@ -109,28 +108,13 @@ def batches(files: Sequence[Path], grid: Grid, batch_size: int) -> Iterator[tupl
 def format_result(frame: str, boxes: Sequence[tuple[int, float, np.ndarray]]) -> str:
     """`result: frame=<name> classes=[..] scores=[..] boxes=[x,y,z,w,l,h,yaw,...]`, seven numbers per box.
 
-    Flat lists, like the 2D detector's lines, so one generic `key=[numbers]` parser reads every field.
+    Flat lists, like the 2D detector's lines; harness/golden.py compares them detection by detection.
     """
     classes = ",".join(str(c) for c, _, _ in boxes)
     scores = ",".join(f"{s:.4f}" for _, s, _ in boxes)
     values = ",".join(f"{float(v):.3f}" for _, _, b in boxes for v in b)
     return f"result: frame={frame} classes=[{classes}] scores=[{scores}] boxes=[{values}]"
 
-
-def format_summary(frame: str, boxes: Sequence[tuple[int, float, np.ndarray]], num_classes: int) -> str:
-    """The harness.golden line: `result: image=<frame> class_ids=[..] scores=[..]`.
-
-    harness/golden.py compares classification-style lines (one score per class id). For a detector that is each
-    class's best detection score in the frame (0.0 when it has none), classes ordered by that score; the full
-    boxes are on the `result: frame=` line, which golden.py does not read.
-    """
-    best = [0.0] * num_classes
-    for cls, score, _ in boxes:
-        best[cls] = max(best[cls], score)
-    order = sorted(range(num_classes), key=lambda c: (-best[c], c))
-    ids = ", ".join(str(c) for c in order)
-    scores = ", ".join(f"{best[c]:.6f}" for c in order)
-    return f"result: image={frame} class_ids=[{ids}] scores=[{scores}]"
 
 
 def make_predictor(program: Path, params: Path, *, use_gpu: bool, use_mkldnn: bool, cpu_threads: int,

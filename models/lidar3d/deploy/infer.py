@@ -24,7 +24,6 @@ from models.lidar3d.inference import (  # noqa: E402
     Timer,
     batches,
     format_result,
-    format_summary,
     input_files,
     load_deploy,
     make_predictor,
@@ -112,7 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path, head in zip(chunk, heads, strict=True):
                 boxes = info.decode(head)
                 sys.stdout.write(format_result(path.stem, boxes) + "\n")
-                sys.stdout.write(format_summary(path.stem, boxes, len(info.classes)) + "\n")
                 frames += 1
             timer.stop("postprocess")
             timer.start()

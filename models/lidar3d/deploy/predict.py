@@ -20,7 +20,6 @@ from models.lidar3d.inference import (  # noqa: E402
     Timer,
     batches,
     format_result,
-    format_summary,
     load_deploy,
     make_predictor,
     model_files,
@@ -88,7 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for i, (path, head) in enumerate(zip(chunk, heads, strict=True)):
                 boxes = info.decode(head)
                 sys.stdout.write(format_result(path.stem, boxes) + "\n")
-                sys.stdout.write(format_summary(path.stem, boxes, len(info.classes)) + "\n")
                 frames += 1
                 if reference is not None:
                     worst_logit = max(worst_logit, float(np.max(np.abs(head - reference[i]))))
