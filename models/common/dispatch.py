@@ -10,6 +10,7 @@ from pathlib import Path
 
 from models.common.config import Config, ConfigError, load_config, load_yaml_tree
 from models.common.errors import UserError
+from models.common.numerics import pin_numerics
 from models.common.registry import Family, UnknownArchitecture, find_family
 
 __all__ = ["EXIT_USAGE", "base_parser", "prepare", "resolve_config_path", "run_tool", "setup_logging"]
@@ -82,6 +83,7 @@ def run_tool(
     `flag_overrides` turns tool flags (`--pact`, `--amp_level O1`) into `Key=value` overrides. They come before the
     `-o` list, so an explicit `-o` still has the last word.
     """
+    pin_numerics()  # before any family task imports paddle
     setup_logging()
     parser = base_parser(description)
     if add_flags is not None:

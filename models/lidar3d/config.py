@@ -12,6 +12,7 @@ __all__ = ["DEFAULTS", "load_lidar_config", "load_quant_config"]
 
 # Every key a config may set; unknown keys and wrong types fail with one line naming the file.
 DEFAULTS: dict[str, Any] = {
+    "architecture": "PointPillarsLite",  # picks the family in models/tools/*.py (models/lidar3d/family.py)
     "model": {
         "name": "pointpillars_lite",
         "classes": ["Car", "Pedestrian"],

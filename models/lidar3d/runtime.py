@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
+
+from models.common.numerics import pin_numerics
 
 __all__ = ["REPO_ROOT", "pin_numerics", "resolve_path"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def pin_numerics() -> None:
-    """One CPU thread and MKL's reproducible code path, so a fixed seed gives the same weights on every run.
-
-    One thread also keeps a chain polite on a shared 2-core machine. Values already in the environment win.
-    """
-    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 def resolve_path(path: str | Path) -> Path:
