@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
-import shutil
 import struct
 import sys
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded from a file path
+import lite_tree  # noqa: E402
 
 __all__ = ["DEFAULT_OUT", "LAYOUT_VERSION", "build", "check", "expected_manifest", "main", "render_digit"]
 
@@ -23,7 +24,7 @@ NUM_CLASSES = 10
 TRAIN_PER_CLASS = 12
 VAL_PER_CLASS = 6
 DEMO_IMAGES = 8
-MANIFEST = "manifest.json"
+MANIFEST = lite_tree.MANIFEST
 
 
 def _bilinear(img: np.ndarray, size: int) -> np.ndarray:
@@ -113,68 +114,27 @@ def _files() -> dict[str, bytes]:
     return files
 
 
-def _manifest(files: dict[str, bytes]) -> dict[str, object]:
-    return {
-        "layout_version": LAYOUT_VERSION,
-        "image_size": IMAGE_SIZE,
-        "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},
-    }
+def _manifest(files: Mapping[str, bytes]) -> dict[str, object]:
+    return lite_tree.manifest(files, layout_version=LAYOUT_VERSION, image_size=IMAGE_SIZE)
 
 
 def expected_manifest() -> dict[str, object]:
-    """What a complete tree holds: layout version and the sha256 of every file."""
+    """What a complete tree holds: the layout version and the sha256 of every file."""
     return _manifest(_files())
 
 
 def check(out: Path) -> bool:
-    """True when `out` holds a complete tree of the current layout version (cheap: reads the manifest only)."""
-    manifest_path = out / MANIFEST
-    if not manifest_path.is_file():
-        return False
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        return False
-    if manifest.get("layout_version") != LAYOUT_VERSION:
-        return False
-    names = manifest.get("files", {})
-    return isinstance(names, dict) and bool(names) and all((out / rel).is_file() for rel in names)
+    """True when `out` holds a complete tree of the current layout version (reads the manifest only)."""
+    return lite_tree.check_tree(out, layout_version=LAYOUT_VERSION)
 
 
-def build(out: Path, *, force: bool = False) -> bool:
-    """Write the data set under `out` unless it is already complete; returns True when files were written."""
-    if check(out) and not force:
-        return False
-    if out.exists():
-        shutil.rmtree(out)
-    files = _files()
-    # Write into a sibling folder, then rename: an interrupted build never looks complete.
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for rel, data in files.items():
-        path = tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (tmp / MANIFEST).write_text(json.dumps(_manifest(files), indent=1, sort_keys=True) + "\n")
-    tmp.rename(out)
-    return True
+def build(out: Path = DEFAULT_OUT, *, force: bool = False) -> bool:
+    """Write the set under `out` unless it is already complete; True when files were written."""
+    return lite_tree.build_tree(out, layout_version=LAYOUT_VERSION, files=_files, describe=_manifest, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="exit 0 if the set is complete, 1 if not; write nothing")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the set is complete")
-    args = parser.parse_args(argv)
-    if args.check:
-        ok = check(args.out)
-        sys.stdout.write(f"{args.out}: {'complete' if ok else 'missing or stale'}\n")
-        return 0 if ok else 1
-    wrote = build(args.out, force=args.force)
-    sys.stdout.write(f"{args.out}: {'built' if wrote else 'already complete'}\n")
-    return 0
-
+    return lite_tree.main(argv, description=__doc__ or "", default_out=DEFAULT_OUT, check=check, build=build)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import shutil
 import struct
 import sys
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or loaded from a file path
+import lite_tree  # noqa: E402
 
 __all__ = [
     "CATEGORIES",
@@ -27,7 +28,7 @@ __all__ = [
 # Bump when any image or annotation changes, so `--check` (and `build`) replace stale trees.
 LAYOUT_VERSION = 1
 DEFAULT_OUT = Path(__file__).resolve().parent / "det_shapes"
-MANIFEST = "manifest.json"
+MANIFEST = lite_tree.MANIFEST
 IMAGE_SIZE = 64
 SPLITS = {"train": 150, "val": 40}
 # Demo images: (width, height). One is not square and not 64 px, so inference must resize and map boxes back.
@@ -203,11 +204,8 @@ def _files() -> dict[str, bytes]:
     return files
 
 
-def _manifest(files: dict[str, bytes]) -> dict[str, object]:
-    return {
-        "layout_version": LAYOUT_VERSION,
-        "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())},
-    }
+def _manifest(files: Mapping[str, bytes]) -> dict[str, object]:
+    return lite_tree.manifest(files, layout_version=LAYOUT_VERSION)
 
 
 def expected_manifest() -> dict[str, object]:
@@ -217,50 +215,16 @@ def expected_manifest() -> dict[str, object]:
 
 def check(out: Path) -> bool:
     """True when `out` holds a complete tree of the current layout version (reads the manifest only)."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(manifest, dict) or manifest.get("layout_version") != LAYOUT_VERSION:
-        return False
-    names = manifest.get("files")
-    return isinstance(names, dict) and bool(names) and all((out / rel).is_file() for rel in names)
+    return lite_tree.check_tree(out, layout_version=LAYOUT_VERSION)
 
 
-def build(out: Path, *, force: bool = False) -> bool:
+def build(out: Path = DEFAULT_OUT, *, force: bool = False) -> bool:
     """Write the set under `out` unless it is already complete; True when files were written."""
-    if check(out) and not force:
-        return False
-    files = _files()
-    # Build beside the target and rename at the end: an interrupted build never looks complete.
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for rel, data in files.items():
-        path = tmp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (tmp / MANIFEST).write_text(json.dumps(_manifest(files), indent=1, sort_keys=True) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return True
+    return lite_tree.build_tree(out, layout_version=LAYOUT_VERSION, files=_files, describe=_manifest, force=force)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="exit 0 if the set is complete, 1 if not; write nothing")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the set is complete")
-    args = parser.parse_args(argv)
-    if args.check:
-        ok = check(args.out)
-        sys.stdout.write(f"{args.out}: {'complete' if ok else 'missing or stale'}\n")
-        return 0 if ok else 1
-    wrote = build(args.out, force=args.force)
-    sys.stdout.write(f"{args.out}: {'built' if wrote else 'already complete'}\n")
-    return 0
-
+    return lite_tree.main(argv, description=__doc__ or "", default_out=DEFAULT_OUT, check=check, build=build)
 
 if __name__ == "__main__":
     raise SystemExit(main())
