@@ -19,7 +19,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
 from harness.flavors import AUTO, FLAVORS
 from harness.hardware import detect_hardware
-from harness.logger import logger, setup_logging
+from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
 from harness.golden import update_goldens
 from harness.prepare import lookup, prepare_command

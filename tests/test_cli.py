@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
 from harness.cli import ExitCode, main
 from harness.logger import LOGGER_NAME
 
