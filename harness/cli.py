@@ -18,10 +18,10 @@ from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
 from harness.flavors import AUTO, FLAVORS
+from harness.golden import update_goldens
 from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.golden import update_goldens
 from harness.prepare import lookup, prepare_command
 from harness.reports import SIDECAR, append_record, step_record
 from harness.runner import run_command

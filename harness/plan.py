@@ -17,7 +17,15 @@ from collections.abc import Iterable, Sequence
 from harness.command import DEFAULT_TIMEOUT_S, Command
 from harness.config import Entry, Layout, TipcConfig
 from harness.errors import ConfigError
-from harness.flavors import AUTO, Autocast, Flavor, GpuSkip, TrainArgs, TrainUseGpu, pick_flavor
+from harness.flavors import (
+    AUTO,
+    Autocast,
+    Flavor,
+    GpuSkip,
+    TrainArgs,
+    TrainUseGpu,
+    pick_flavor,
+)
 from harness.layouts import check_layout
 from harness.steps import Chain, Plan, Requirement, Step, StepKind
 

@@ -19,7 +19,15 @@ from harness.errors import CommandFailed, ConfigError
 from harness.execute import run_step
 from harness.hardware import Hardware, detect_hardware
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.reports import SIDECAR, TAIL_LINES, append_record, failure_text, read_log_tail, step_record, step_trainer
+from harness.reports import (
+    SIDECAR,
+    TAIL_LINES,
+    append_record,
+    failure_text,
+    read_log_tail,
+    step_record,
+    step_trainer,
+)
 from harness.runner import run_command
 from harness.status import ResultsLog, StepResult, StepStatus
 from harness.steps import Chain, Plan, Step, StepKind
