@@ -265,11 +265,8 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
         return flavor, f"flavor {name} (declared in harness_params)"
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
-    # Paddle3D leaves cfg:5 (train use_gpu) as '##' and is the only one with a to_static benchmark section;
-    # PaddleClas always has the pact/fpgm/distill trainer keys on cfg:17-19.
+    # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
+    # to_static benchmark section; PaddleClas always has its use_gpu flag line there.
     if config.at(5).text.strip() == "##" or config.section_start("to_static_train_benchmark_params") is not None:
         return FLAVORS["paddle3d"], "flavor paddle3d (auto: full layout, '##' on line 5 or a to_static benchmark section)"
-    keys = tuple(config.at(i).key if config.has(i) else "" for i in (17, 18, 19))
-    if keys == ("pact_train", "fpgm_train", "distill_train"):
-        return FLAVORS["paddleclas"], "flavor paddleclas (auto: full layout with pact/fpgm/distill trainer lines)"
-    return FLAVORS["paddle3d"], "flavor paddle3d (auto: full layout without pact/fpgm/distill trainer lines)"
+    return FLAVORS["paddleclas"], "flavor paddleclas (auto: full layout with a train use_gpu line on line 5)"

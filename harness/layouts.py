@@ -35,7 +35,6 @@ ANCHORS: dict[Layout, dict[int, tuple[str, ...]]] = {
         3: ("python",),
         4: ("gpu_list",),
         11: ("train_model_name",),
-        12: ("train_infer_img_dir",),
         15: ("trainer",),
         23: ("=eval_params=",),
         24: ("eval",),
@@ -43,13 +42,13 @@ ANCHORS: dict[Layout, dict[int, tuple[str, ...]]] = {
         30: ("norm_export",),
         37: ("infer_model",),
         38: ("infer_export",),
-        39: ("infer_quant",),
         40: ("inference",),
     },
 }
-# Extra anchors a flavor relies on (PaddleClas dispatches trainers by these keys).
+# Extra anchors for this project's own flavor, whose configs we write. The reference flavors get none beyond the
+# layout's: their scripts read those lines by position whatever the key, and so does --quirks.
 FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
-    "paddleclas": {
+    "harness": {
         17: ("pact_train",),
         18: ("fpgm_train",),
         19: ("distill_train",),
@@ -58,7 +57,6 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
         33: ("distill_export",),
         34: ("kl_quant",),
     },
-    "harness": {34: ("kl_quant",)},
 }
 # The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
 MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}

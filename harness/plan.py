@@ -193,7 +193,7 @@ class _Builder:
                 continue
             name, _, rest = item.partition("=")
             name = name.strip()
-            if name not in _VALUE_MODES:
+            if name not in _VALUE_MODES and not self.quirks:  # the scripts silently skip unknown modes
                 msg = f"unknown mode {name!r} in per-mode value {raw!r}; modes are: {', '.join(MODES)}"
                 raise ConfigError(self.config.path, entry.line, msg)
             table.setdefault(name, rest.split("=")[0].strip() if self.quirks else rest.strip())
