@@ -210,13 +210,20 @@ class _Builder:
             return table[fallback]
         return ""
 
-    def words(self, pieces: Iterable[_Piece | str]) -> tuple[str, ...]:
-        """Split command fragments into argv words as ``eval`` would (quotes removed), never through a shell."""
+    def words(self, pieces: Iterable[_Piece | str], *, ifs_pipe: bool = True) -> tuple[str, ...]:
+        """Split command fragments into argv words as ``eval`` would (quotes removed), never through a shell.
+
+        With --quirks: the scripts run ``eval $cmd`` while IFS is ``|`` (not listed in QUIRKS.md; found by replaying
+        the PaddleClas script), so a ``|`` in a value splits the word
+        there (``lite_train_lite_infer=4|whole...`` becomes two arguments). ``ifs_pipe=False`` is for the one
+        command PaddleClas evaluates with IFS still a newline (kl_quant).
+        """
         out: list[str] = []
         for piece in pieces:
             item = piece if isinstance(piece, _Piece) else _Piece(piece)
+            text = item.text.replace("|", " ") if self.quirks and ifs_pipe else item.text
             try:
-                out.extend(shlex.split(item.text, comments=False, posix=True))
+                out.extend(shlex.split(text, comments=False, posix=True))
             except ValueError as exc:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
                 raise ConfigError(self.config.path, item.line, msg) from None
@@ -818,15 +825,20 @@ class _Builder:
             self.notes.append(f"line {self.line_of(r['kl_quant'])}: kl_quant is null: nothing to run in {self.mode}")
             return ()
         infer_model = self.value(r["infer_model"])
-        argv = (self.python, *self.words([self.piece(r["kl_quant"])]))
+        argv = (self.python, *self.words([self.piece(r["kl_quant"])], ifs_pipe=False))
         steps = [self.step("kl_quant", StepKind.KL_QUANT, argv, f"{self.out_rel}/export.log", (), (), (),
                            self.line_of(r["kl_quant"]), ("kl_quant",), cwd=".")]
         quant_dir = f"{infer_model}/quant_post_static_model"
-        after_cd = posixpath.normpath(posixpath.join(quant_dir, "../../deploy"))
-        if posixpath.normpath(quant_dir).startswith(".."):
-            cwd = "."  # Q7.2: `cd ../inference/...` fails, so inference runs from the repo root
+        # Q7.2: the script then does `cd <infer_model>/quant_post_static_model; cd ../../deploy`. The first cd works
+        # only where kl_quant wrote that folder (its save_inference_dir) inside the repository; otherwise both fail
+        # and inference runs from the repo root.
+        saved = [w.split("=", 1)[1] for w in argv if w.split("=", 1)[0].endswith("save_inference_dir") and "=" in w]
+        target = posixpath.normpath(infer_model)
+        written = not saved or any(posixpath.normpath(d) == target for d in saved)
+        if written and not target.startswith(".."):
+            cwd = posixpath.normpath(posixpath.join(quant_dir, "../../deploy"))
         else:
-            cwd = after_cd
+            cwd = "."
         model_dir = f"../{quant_dir}"
         if not self.quirks:
             cwd = self.flavor.infer_cwd

@@ -337,3 +337,33 @@ def test_compare_steps_only_follow_cpu_training(tmp_path: Path) -> None:
     for chain in plan.chains:
         has_compare = any(s.kind is StepKind.COMPARE for s in chain.steps)
         assert has_compare is ("_gpus_-1_" in chain.id), chain.id
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/tipc-conformance is not beside this checkout")
+def test_quirks_split_values_at_pipes_like_eval_under_ifs_pipe(tmp_path: Path) -> None:
+    source = CORPUS / "PaddleClas" / "ResNet" / "ResNet50_train_infer_python.txt"
+    lines = source.read_text().splitlines()
+    lines[8] = "-o DataLoader.Train.sampler.batch_size:lite_train_lite_infer=4|whole_train_whole_infer=8"
+    config = tmp_path / "c.txt"
+    config.write_text("\n".join(lines) + "\n")
+    quirky = build_plan(load_config(config), "lite_train_lite_infer", PlanOptions(quirks=True, repo_root="/r"))
+    assert "DataLoader.Train.sampler.batch_size=lite_train_lite_infer=4" in quirky.steps[0].command.argv
+    assert "whole_train_whole_infer=8" in quirky.steps[0].command.argv  # Q4.4 raw value, split at the pipe
+    fixed = build_plan(load_config(config), "lite_train_lite_infer", PlanOptions(repo_root="/r"))
+    assert "DataLoader.Train.sampler.batch_size=4" in fixed.steps[0].command.argv
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/tipc-conformance is not beside this checkout")
+def test_quirks_kl_quant_inference_folder_depends_on_where_kl_quant_wrote(tmp_path: Path) -> None:
+    source = CORPUS / "PaddleClas" / "PPLCNet" / "PPLCNet_x1_0_train_ptq_infer_python.txt"
+    lines = source.read_text().splitlines()
+
+    def cwd_of_inference(kl_save: str) -> str:
+        lines[33] = f"kl_quant:deploy/slim/quant_post_static.py -c a.yaml -o Global.save_inference_dir={kl_save}"
+        config = tmp_path / "c.txt"
+        config.write_text("\n".join(lines) + "\n")
+        plan = build_plan(load_config(config), "whole_infer", PlanOptions(quirks=True, repo_root="/r"))
+        return {s.command.cwd for s in plan.steps if s.kind is StepKind.INFER}.pop()
+
+    assert cwd_of_inference("./PPLCNet_x1_0_infer") == "deploy"  # the script's `cd` reaches deploy/
+    assert cwd_of_inference("./elsewhere") == "."  # the folder does not exist, both `cd`s fail
