@@ -328,6 +328,31 @@ def _chain_weight(chain: Chain) -> float:
     return factor * sum(_KIND_WEIGHT.get(str(step.kind), 1.0) for step in chain.steps)
 
 
+def _host_weight(chain: Chain, hardware: Hardware) -> float:
+    """Expected run time on this host: steps whose hardware is missing are skipped at once and cost nothing."""
+    factor = _MODE_WEIGHT.get(chain.mode, 1.0)
+    return factor * sum(
+        _KIND_WEIGHT.get(str(step.kind), 1.0) for step in chain.steps if hardware.missing(step.requires) is None
+    )
+
+
+def _longest_chains_first(items: list[pytest.Item], hardware: Hardware) -> None:
+    """Order whole chains longest first (steps keep their order inside a chain; other tests stay in front).
+
+    xdist hands chains to workers in collection order, so starting with the longest leaves short chains to fill
+    the gaps at the end (longest-processing-time-first scheduling). The order is the same on every worker.
+    """
+    others = [item for item in items if not isinstance(item, StepItem)]
+    chains: dict[str, list[StepItem]] = {}
+    for item in items:
+        if isinstance(item, StepItem):
+            chains.setdefault(item.chain_key, []).append(item)
+    ranked = sorted(
+        enumerate(chains.values()), key=lambda entry: (-_host_weight(entry[1][0].chain, hardware), entry[0])
+    )
+    items[:] = [*others, *(item for _, steps in ranked for item in steps)]
+
+
 def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple[str, ...], ...]:
     """Greedy longest-first assignment of (chain key, weight) to ``total`` shards; ties go by key then shard index.
 
@@ -345,6 +370,7 @@ def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     tipc = _session(config)
+    _longest_chains_first(items, tipc.hardware)
     if tipc.shard is None:
         return
     index, total = tipc.shard

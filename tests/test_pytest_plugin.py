@@ -71,6 +71,17 @@ def test_node_ids_are_file_mode_chain_step_in_chain_order(project: Project) -> N
     assert project.collected() == expected
 
 
+def test_chains_run_longest_first_counting_only_what_this_host_can_run(project: Project) -> None:
+    gpu_only = project.add("gpu_only", folder="aaa_gpu_only")  # collected first by path, but all skipped here
+    alpha = project.add("alpha")
+    ids = project.collected()
+    first_gpu = min(i for i, n in enumerate(ids) if n.startswith(gpu_only))
+    last_alpha = max(i for i, n in enumerate(ids) if n.startswith(alpha))
+    assert last_alpha < first_gpu
+    # steps keep their order inside a chain
+    assert ids[:5] == [node(alpha, ALPHA_CHAINS[0], step) for step in STEPS]
+
+
 def test_several_modes_are_collected_in_the_order_given(project: Project) -> None:
     config = project.add("alpha")
     ids = project.collected("--tipc-mode", LITE, "--tipc-mode", "whole_infer")
