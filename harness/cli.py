@@ -23,7 +23,7 @@ from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
 from harness.prepare import lookup, prepare_command
-from harness.reports import SIDECAR, append_record, step_record
+from harness.reports import SIDECAR, append_record, command_failed, step_record
 from harness.runner import run_command
 from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
 from harness.steps import Chain, Plan, Step, StepKind
@@ -256,7 +256,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 results_log.write(result)
                 chain = next(c for c in plan.chains if c.id == result.chain_id)
                 record = step_record(config=config_name, plan=plan, chain=chain, step=chain.step(result.step_name),
-                                     result=result, root=root)
+                                     result=result, failure=command_failed(result, root=root))
                 append_record(root / plan.output_dir / SIDECAR, record)
                 why = f"  ({result.reason})" if result.reason else ""
                 print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)

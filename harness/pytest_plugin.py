@@ -21,10 +21,9 @@ from harness.hardware import Hardware, detect_hardware
 from harness.plan import MODES, PlanOptions, build_plan
 from harness.reports import (
     SIDECAR,
-    TAIL_LINES,
     append_record,
+    command_failed,
     failure_text,
-    read_log_tail,
     step_record,
     step_trainer,
 )
@@ -551,18 +550,10 @@ class StepItem(pytest.Item):
                 ("reason", result.reason),
             ]
         )
+        failure = command_failed(result, root=session.root)
         record = step_record(config=self.relpath, plan=self.plan, chain=self.chain, step=self.step, result=result,
-                             root=session.root)
+                             failure=failure)
         append_record(session.root / self.plan.output_dir / SIDECAR, record)
-        failure = None
-        if result.failed:
-            failure = CommandFailed(
-                command=result.command,
-                returncode=result.returncode,
-                log_path=result.log_path,
-                reason=result.reason or str(result.status),
-                tail=read_log_tail(session.root / result.log_path, TAIL_LINES),
-            )
         if result.status is StepStatus.SKIPPED:
             # Reported at the config line of the step, not at this file (what a skip marker would show).
             raise pytest.skip.Exception(result.reason, _use_item_location=True)

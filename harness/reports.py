@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 import junitparser
 
+from harness.errors import CommandFailed
 from harness.status import StepResult
 from harness.steps import Chain, Plan, Step
 
@@ -39,6 +40,7 @@ __all__ = [
     "register_cli",
     "render_html",
     "ReportError",
+    "command_failed",
     "failure_text",
     "step_record",
     "step_trainer",
@@ -420,16 +422,31 @@ def failure_text(*, command: str, returncode: int | None, log_path: str, reason:
     return "\n".join(lines)
 
 
-def step_record(*, config: str, plan: Plan, chain: Chain, step: Step, result: StepResult, root: Path) -> CaseRecord:
+def command_failed(result: StepResult, *, root: Path) -> CommandFailed | None:
+    """The failure of a step that did not pass (with the end of its log), or None for passed/skipped steps."""
+    if not result.failed:
+        return None
+    return CommandFailed(
+        command=result.command,
+        returncode=result.returncode,
+        log_path=result.log_path,
+        reason=result.reason or str(result.status),
+        tail=read_log_tail(root / result.log_path, TAIL_LINES),
+    )
+
+
+def step_record(
+    *, config: str, plan: Plan, chain: Chain, step: Step, result: StepResult, failure: CommandFailed | None
+) -> CaseRecord:
     """The sidecar/report record of one step's result; the CLI and the pytest plugin both write these."""
     details = ""
-    if result.failed:
+    if failure is not None:
         details = failure_text(
-            command=result.command,
-            returncode=result.returncode,
-            log_path=result.log_path,
-            reason=result.reason or str(result.status),
-            tail=read_log_tail(root / result.log_path, TAIL_LINES),
+            command=failure.command,
+            returncode=failure.returncode,
+            log_path=failure.log_path,
+            reason=failure.reason,
+            tail=failure.tail,
         )
     return CaseRecord(
         key=f"{config}::{plan.mode}::{chain.id}::{step.name}",
