@@ -28,6 +28,7 @@ from harness.flavors import (
 )
 from harness.layouts import check_layout
 from harness.steps import Chain, Plan, Requirement, Step, StepKind
+from harness.values import check_numbers, line_of_fragment
 
 __all__ = ["MODES", "PlanOptions", "build_plan"]
 
@@ -65,6 +66,7 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
         # Q7.6: a ptq_params config belongs to test_ptq_inference_python.sh; this script runs nothing for it.
         return _plan(config, mode, flavor, options, "", (), (how, "ptq_params layout: nothing to run (Q7.6)"))
     check_layout(config, flavor.name)
+    check_numbers(config, quirks=options.quirks)
     builder = _Builder(config, mode, flavor, options)
     chains = builder.build()
     return _plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes))
@@ -226,7 +228,8 @@ class _Builder:
                 out.extend(shlex.split(text, comments=False, posix=True))
             except ValueError as exc:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
-                raise ConfigError(self.config.path, item.line, msg) from None
+                line = item.line or line_of_fragment(self.config, item.text)
+                raise ConfigError(self.config.path, line, msg) from None
         return tuple(out)
 
     def piece(self, index: int) -> _Piece:

@@ -86,6 +86,34 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     ),
     "control_character.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:\x07null")), 9, "control character"),
     "inference_key_typo.txt": ("\n".join(with_line(TUTORIAL, 27, "infer:deploy/infer.py")), 27, "inference"),
+    # Quote errors in a value the planner glues into a `key=value` fragment are still reported at their line.
+    "unbalanced_quote_pretrained.txt": ("\n".join(with_line(TUTORIAL, 9, '--pretrained:"null')), 9, "cannot split"),
+    # Line numbers are physical lines: only \n ends a line; other line breaks are control characters of their line.
+    "vertical_tab.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\vx")), 9, "control character U+000B"),
+    "form_feed.txt": ("\n".join(with_line(TUTORIAL, 11, "--data-path:./lite\fdata")), 11, "U+000C"),
+    "lone_cr.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\rx")), 9, "U+000D"),
+    "next_line_c1.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x85x")), 9, "U+0085"),
+    "line_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\u2028x")), 9, "U+2028"),
+    "paragraph_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\u2029x")), 9, "U+2029"),
+    "file_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x1cx")), 9, "U+001C"),
+    "record_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x1ex")), 9, "U+001E"),
+    # A separator early in the file must not shift the line of a later error (line 29 stays line 29).
+    "crlf_then_error.txt": ("\r\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "whole number"),
+    # Values the scripts use as numbers.
+    "train_batch_word.txt": (
+        "\n".join(with_line(TUTORIAL, 8, "--batch-size:lite_train_lite_infer=two|whole_train_whole_infer=128")),
+        8,
+        "training batch size for lite_train_lite_infer",
+    ),
+    "epochs_word.txt": (
+        "\n".join(with_line(TUTORIAL, 6, "--epochs:lite_train_lite_infer=2|whole_train_whole_infer=ninety")),
+        6,
+        "epoch count for whole_train_whole_infer",
+    ),
+    "infer_batch_pipe_word.txt": ("\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "inference batch"),
+    "infer_batch_zero.txt": ("\n".join(with_line(FULL, 44, "--batch-size:0")), 44, ">= 1"),
+    "threads_word.txt": ("\n".join(with_line(FULL, 43, "--cpu-threads:1|six")), 43, "CPU thread count"),
+    "gpu_id_word.txt": ("\n".join(with_line(FULL, 4, "gpu_list:-1|0,one")), 4, "GPU id"),
 }
 
 
