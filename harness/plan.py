@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from harness.command import DEFAULT_TIMEOUT_S, Command
 from harness.config import Entry, Layout, TipcConfig
+from harness.containment import check_plan_paths
 from harness.errors import ConfigError
 from harness.flavors import (
     AUTO,
@@ -69,7 +70,9 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
     check_numbers(config, quirks=options.quirks)
     builder = _Builder(config, mode, flavor, options)
     chains = builder.build()
-    return _plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes))
+    plan = _plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes))
+    check_plan_paths(plan, config)  # every path the harness writes stays in the output folder
+    return plan
 
 
 def _plan(

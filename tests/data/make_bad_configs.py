@@ -99,6 +99,23 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     "record_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x1ex")), 9, "U+001E"),
     # A separator early in the file must not shift the line of a later error (line 29 stays line 29).
     "crlf_then_error.txt": ("\r\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "whole number"),
+    # Containment: values that end up in file names must not lead them out of test_tipc/output/<model>/<mode>.
+    "model_name_dotdot.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:..")), 2, "plain name"),
+    "model_name_slash.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:../../victim")), 2, "plain name"),
+    "model_name_absolute.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:/tmp/victim")), 2, "plain name"),
+    "model_name_too_long.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:" + "m" * 300)), 2, "longer than 255"),
+    "trainer_escapes.txt": (
+        "\n".join(with_line(TUTORIAL, 13, "trainer:norm_train|../../../../../victim")),
+        13,
+        "outside the output folder",
+    ),
+    "trainer_too_long.txt": ("\n".join(with_line(TUTORIAL, 13, "trainer:" + "t" * 250)), 13, "longer than 255"),
+    "precision_escapes.txt": (
+        "\n".join(with_line(FULL, 46, "--precision:fp32|x/../../../../../../victim")),
+        46,
+        "outside the output folder",
+    ),
+    "infer_batch_escapes.txt": ("\n".join(with_line(TUTORIAL, 29, "--batch-size:1/../../../../x")), 29, "whole number"),
     # Values the scripts use as numbers.
     "train_batch_word.txt": (
         "\n".join(with_line(TUTORIAL, 8, "--batch-size:lite_train_lite_infer=two|whole_train_whole_infer=128")),
@@ -113,7 +130,7 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     "infer_batch_pipe_word.txt": ("\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "inference batch"),
     "infer_batch_zero.txt": ("\n".join(with_line(FULL, 44, "--batch-size:0")), 44, ">= 1"),
     "threads_word.txt": ("\n".join(with_line(FULL, 43, "--cpu-threads:1|six")), 43, "CPU thread count"),
-    "gpu_id_word.txt": ("\n".join(with_line(FULL, 4, "gpu_list:-1|0,one")), 4, "GPU id"),
+    "gpu_id_word.txt": ("\n".join(with_line(FULL, 4, "gpu_list:-1|0,one")), 4, "gpu_list entry '0,one'"),
 }
 
 
