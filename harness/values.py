@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 
 from harness.config import Layout, TipcConfig
 from harness.errors import ConfigError
 
-__all__ = ["NUMERIC_ROLES", "check_numbers", "line_of_fragment"]
+__all__ = ["NUMERIC_ROLES", "check_numbers", "line_of_fragment", "positive_seconds"]
 
 # logical line -> (what it holds, whether it may be a per-mode table "mode=value|mode=value", smallest value).
 # Positions are those of harness/layouts.py; only lines whose values end up as numeric script arguments.
@@ -68,7 +69,7 @@ def _check_gpu_list(config: TipcConfig) -> None:
         ids = item.partition(";")[2] if ";" in item else item
         for gpu in ids.split(","):
             if gpu and not _GPU_ID.fullmatch(gpu.strip()):
-                msg = f"gpu_list entry {item!r}: GPU id {gpu!r} is not -1 or a device number"
+                msg = f"gpu_list entry {item!r} is not -1, a device id, a list of ids or 'ip,ip;ids'"
                 raise ConfigError(config.path, entry.line, msg)
 
 
@@ -89,3 +90,18 @@ def line_of_fragment(config: TipcConfig, fragment: str) -> int:
             return entry.line
         first_match = first_match or entry.line
     return first_match
+
+
+def positive_seconds(text: str) -> float:
+    """A timeout option's value (``tipc --timeout``, ``pytest --tipc-timeout``): seconds > 0, ``inf`` for none.
+
+    Anything else (0, a negative number, ``nan``, a word) is an ``argparse`` type error, hence a usage error.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:  # also refuses nan
+        msg = f"expected a positive number of seconds, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
