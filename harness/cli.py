@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_seconds,
         default=None,
         metavar="S",
-        help=f"per-command timeout in seconds (default: {DEFAULT_TIMEOUT_S:g}, or what the plan sets)",
+        help=f"per-command timeout in seconds, > 0 (default: {DEFAULT_TIMEOUT_S:g}; inf: none)",
     )
     p_run.add_argument(
         "--only",
