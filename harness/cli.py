@@ -340,7 +340,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             finally:  # also on a signal: show what finished before main() picks the exit code
                 with contextlib.suppress(OSError):
                     _print_summary(results, root / plan.results_log)
-                records.report_trouble()
     if records.trouble:
         return ExitCode.FAILED
     return ExitCode.OK if run_succeeded(results) else ExitCode.FAILED
@@ -388,13 +387,9 @@ class _Records:
             self._trouble(self.sidecar, exc)
 
     def _trouble(self, path: Path, exc: OSError) -> None:
-        line = f"tipc: cannot write {path}: {exc.strerror or exc}; records from here on are missing there"
-        if not any(str(path) in seen for seen in self.trouble):
+        line = f"tipc: cannot write {path}: {exc.strerror or exc}; step records from here on are missing there"
+        if not any(line == seen for seen in self.trouble):
             self.trouble.append(line)
-            _say(line)
-
-    def report_trouble(self) -> None:
-        for line in self.trouble:  # repeated after the summary, where a reader looks last
             _say(line)
 
 
@@ -422,8 +417,9 @@ def _run_lock(root: Path, plan: Plan) -> Iterator[None]:
                 "wait for it to finish, or run in another --root"
             )
             raise _Busy(msg) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's pid is for the message only; a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the flock

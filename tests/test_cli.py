@@ -381,3 +381,29 @@ def test_bash_entry_points(repo: Path) -> None:
     prepare = bash("prepare.sh", "configs/ok.txt", MODE, cwd=repo)
     assert prepare.returncode == 0
     assert "needs no data preparation" in prepare.stdout
+
+
+# --- interpreter and options -----------------------------------------------------------------------------------------
+
+
+def test_missing_config_interpreter_is_said_on_the_terminal(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (repo / "configs" / "ok.txt").read_text().replace("python:python\n", "python:python3.99\n")
+    (repo / "configs" / "py399.txt").write_text(text.replace("model_name:toy_ok", "model_name:toy_py399"))
+    assert main(["run", "configs/py399.txt", MODE, "--only", "train"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"note: interpreter 'python3.99' from the config's python: line is not found; steps run with {sys.executable}" in out
+
+
+def test_missing_python_option_is_said_on_the_terminal(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "configs/ok.txt", MODE, "--only", "train", "--python", "no-such-python-xyz"]) == ExitCode.FAILED
+    assert "note: --python no-such-python-xyz not found" in capsys.readouterr().out
+
+
+def test_run_help_states_the_default_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == ExitCode.OK
+    assert "(default: 14400" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_bad_timeout_is_a_usage_error(repo: Path, value: str) -> None:
+    assert main(["run", "configs/ok.txt", MODE, f"--timeout={value}"]) == ExitCode.USAGE

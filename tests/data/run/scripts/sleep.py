@@ -2,7 +2,8 @@
 
 TIPC_TEST_PIDFILE: where to write the grandchild's pid (written atomically, once the grandchild exists), so a test
 can check afterwards that the harness stopped it. TIPC_TEST_DETACH=1 starts the grandchild and exits 0 at once,
-leaving it behind in the step's process group. TIPC_TEST_IGNORE_TERM=1 makes both ignore SIGTERM.
+leaving it behind in the step's process group. TIPC_TEST_IGNORE_TERM=1 makes both ignore SIGTERM (this script
+says "sleep.py got SIGTERM" in its output each time, so a test can tell the harness's grace period has begun).
 """
 
 import os
@@ -11,11 +12,19 @@ import subprocess
 import sys
 import time
 
+
+def say_and_carry_on(signum, frame):
+    print("sleep.py got SIGTERM", flush=True)
+
+
 ignore = os.environ.get("TIPC_TEST_IGNORE_TERM") == "1"
 if ignore:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, say_and_carry_on)
 pidfile = os.environ.get("TIPC_TEST_PIDFILE")
 if pidfile:
+    with open(pidfile + ".step.tmp", "w") as handle:
+        handle.write(str(os.getpid()))
+    os.replace(pidfile + ".step.tmp", pidfile + ".step")
     code = "import signal, time\n"
     if ignore:
         code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
