@@ -12,7 +12,7 @@ import enum
 from harness.config import Layout, TipcConfig
 from harness.errors import ConfigError
 
-__all__ = ["AUTO", "FLAVORS", "Autocast", "Flavor", "GpuSkip", "TrainArgs", "TrainUseGpu", "pick_flavor"]
+__all__ = ["AUTO", "AUTO_RULES", "FLAVORS", "Autocast", "Flavor", "GpuSkip", "TrainArgs", "TrainUseGpu", "pick_flavor"]
 
 AUTO = "auto"
 
@@ -85,6 +85,11 @@ class Flavor:
     infer_log_gpu_id: bool  # Clas inference log names carry gpus_<g>
     whole_infer_klquant_only: bool  # 7.1 (quirk mode)
     whole_infer_export_beside_weights: bool  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
+    # The script model that builds the chains: "tipc" (the Step6/Clas/3D family, driven by the fields above) or
+    # the name of a repository script whose command shapes differ (harness/planning/scripts.py).
+    script: str = "tipc"
+    value_rest_of_line: bool = False  # 4.6 does not apply: func_parser_value keeps everything after the 1st ':'
+    role_overrides: tuple[tuple[str, int], ...] = ()  # roles on other lines than the layout's map (name, line)
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -230,8 +235,55 @@ FLAVORS: dict[str, Flavor] = {
             whole_infer_klquant_only=False,
             whole_infer_export_beside_weights=False,
         ),
+        Flavor(
+            name="paddledetection",
+            layout=Layout.FULL,
+            description="PaddleDetection test_tipc (utils_func.sh; -o style train words, infer_mode whole_infer)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.WHOLE_VALUE,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddledetection",
+            value_rest_of_line=True,
+            # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 kl_quant_export; cfg:38/39 infer_mode/quant
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("export2", 35), ("kl_quant", 36),
+                            ("inference_dir", 0), ("infer_model", 0), ("infer_export", 0), ("infer_mode", 38),
+                            ("infer_quant", 39)),
+        ),
     )
 }
+
+
+# Full-layout repositories told apart by a line only their configs have: (flavor, logical line, key, reason).
+AUTO_RULES: tuple[tuple[str, int, str, str], ...] = (
+    ("paddledetection", 38, "infer_mode", "'infer_mode:' on line 38"),
+)
 
 
 def declared_flavor(config: TipcConfig) -> tuple[str, int] | None:
@@ -265,6 +317,9 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
         return flavor, f"flavor {name} (declared in harness_params)"
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
+    for name, index, key, why in AUTO_RULES:
+        if config.has(index) and config.at(index).key == key:
+            return FLAVORS[name], f"flavor {name} (auto: full layout, {why})"
     # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
     # to_static benchmark section; PaddleClas always has its use_gpu flag line there.
     if config.at(5).text.strip() == "##" or config.section_start("to_static_train_benchmark_params") is not None:

@@ -57,6 +57,13 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
         33: ("distill_export",),
         34: ("kl_quant",),
     },
+    "paddledetection": {
+        11: ("trained_model_name", "train_model_name"),
+        36: ("kl_quant_export",),
+        37: ("##",),
+        38: ("infer_mode",),
+        39: ("infer_quant",),
+    },
 }
 # The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
 MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}

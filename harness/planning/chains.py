@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from collections.abc import Callable
 
 from harness.flavors import TrainUseGpu
 from harness.planning.commands import (
@@ -20,14 +21,23 @@ from harness.planning.commands import (
 from harness.planning.context import PlanContext, param, safe_name
 from harness.planning.grid import InferTarget, inference_steps
 from harness.planning.placement import Placement, place
+from harness.planning.repos import detection
 from harness.planning.roles import Piece
 from harness.steps import Chain, Requirement, Step, StepKind
 
-__all__ = ["build_chains"]
+__all__ = ["SCRIPT_MODELS", "build_chains"]
+
+# flavor.script -> the repository script model that builds its chains ("tipc" is this module's own)
+SCRIPT_MODELS: dict[str, Callable[[PlanContext], tuple[Chain, ...]]] = {
+    "paddledetection": detection.chains,
+}
 
 
 def build_chains(ctx: PlanContext) -> tuple[Chain, ...]:
     """The chains of ctx.mode, in the order the reference script runs them."""
+    script_model = SCRIPT_MODELS.get(ctx.flavor.script)
+    if script_model is not None:
+        return script_model(ctx)
     if ctx.mode == "whole_infer":
         if not ctx.full:
             return _tutorial_whole_infer(ctx)

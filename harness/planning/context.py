@@ -59,7 +59,9 @@ class PlanContext:
         self.quirks = options.quirks
         self.full = config.layout is Layout.FULL
         self.notes: list[str] = []
-        self.roles: RoleView = resolve_roles(config, quirks=self.quirks)
+        # Q4.6 applies only to the scripts whose func_parser_value keeps one ':' field.
+        self.roles: RoleView = resolve_roles(config, quirks=self.quirks and not flavor.value_rest_of_line,
+                                             overrides=flavor.role_overrides)
         self._mode_values: dict[tuple[int, bool], str] = {}
         self.model_name = self.roles.model_name.value
         if not self.model_name:
@@ -94,7 +96,10 @@ class PlanContext:
         if not role.index:
             return ""  # check_layout guarantees the epoch and batch lines exist; nothing to read otherwise
         table: dict[str, str] = {}
-        for item in role.items:
+        items = role.items
+        if self.quirks:
+            items = tuple(item.strip() for item in role.field.split("|")) if role.field else ()
+        for item in items:
             if "=" not in item:
                 continue
             name, _, rest = item.partition("=")
@@ -106,7 +111,7 @@ class PlanContext:
         if self.quirks:
             # The scripts find nothing when they are not given the mode (Q4.3) or the value is plain.
             return table.get(self.mode, "") if use_mode else ""
-        if role.items and not table:
+        if items and not table:
             return role.value  # a plain value applies to every mode
         if self.mode in table:
             return table[self.mode]

@@ -26,6 +26,7 @@ class Role:
     value: str = ""  # Q4.6: with --quirks only the text between the 1st and 2nd ':'
     line: int = 0  # physical line, for error messages
     items: tuple[str, ...] = ()  # the value's '|' alternatives, stripped
+    field: str = ""  # the text between the 1st and 2nd ':' (what every script's per-mode parser reads)
 
     @property
     def piece(self) -> Piece:
@@ -57,6 +58,7 @@ class RoleView:
     fpgm_train: Role = _ABSENT
     distill_train: Role = _ABSENT
     to_static: Role = _ABSENT
+    trainer1: Role = _ABSENT  # PaddleDetection: trainer_key1 (cfg:20), exported by export1 (cfg:34)
     trainer2: Role = _ABSENT
     to_static_benchmark: Role = _ABSENT  # Paddle3D: the line after the to_static benchmark header (Q5.2)
     eval: Role = _ABSENT
@@ -68,9 +70,11 @@ class RoleView:
     fpgm_export: Role = _ABSENT
     distill_export: Role = _ABSENT
     kl_quant: Role = _ABSENT
+    export1: Role = _ABSENT
     export2: Role = _ABSENT
     inference_dir: Role = _ABSENT
     infer_model: Role = _ABSENT
+    infer_mode: Role = _ABSENT  # PaddleDetection whole_infer: norm|pact|fpgm|distill|kl_quant (cfg:38)
     infer_export: Role = _ABSENT
     infer_quant: Role = _ABSENT
     inference: Role = _ABSENT
@@ -114,13 +118,16 @@ def _role(config: TipcConfig, index: int, *, quirks: bool) -> Role:
     entry = config.at(index)
     value = entry.bash_value if quirks else entry.value
     items = tuple(item.strip() for item in value.split("|")) if value else ()
-    return Role(index=index, key=entry.key, value=value, line=entry.line, items=items)
+    return Role(index=index, key=entry.key, value=value, line=entry.line, items=items, field=entry.bash_value)
 
 
-def resolve_roles(config: TipcConfig, *, quirks: bool, role_map: dict[str, int] | None = None) -> RoleView:
-    """Read every role of the config's layout once."""
-    mapping = ROLE_MAPS.get(config.layout, {}) if role_map is None else role_map
-    roles = {name: _role(config, index, quirks=quirks) for name, index in mapping.items()}
+def resolve_roles(config: TipcConfig, *, quirks: bool, overrides: tuple[tuple[str, int], ...] = ()) -> RoleView:
+    """Read every role of the config's layout (with a flavor's moved lines) once.
+
+    ``quirks`` selects the value the reference scripts see: only the field between the 1st and 2nd ':' (Q4.6).
+    """
+    mapping = {**ROLE_MAPS.get(config.layout, {}), **dict(overrides)}
+    roles = {name: _role(config, index, quirks=quirks) for name, index in mapping.items() if index}
     if "infer_param1" in roles and roles["infer_param1"].index and config.at(roles["infer_param1"].index).header:
         roles["infer_param1"] = _ABSENT
     start = config.section_start("to_static_train_benchmark_params")
