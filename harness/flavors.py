@@ -276,6 +276,45 @@ FLAVORS: dict[str, Flavor] = {
                             ("inference_dir", 0), ("infer_model", 0), ("infer_export", 0), ("infer_mode", 38),
                             ("infer_quant", 39)),
         ),
+        Flavor(
+            name="paddleseg",
+            layout=Layout.FULL,
+            description="PaddleSeg test_tipc (export_params section, deploy.yaml inference, pact from norm weights)",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.PER_GPU,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddleseg",
+            value_rest_of_line=False,
+            # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 (the infer_params header) is inference_dir
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("kl_quant", 0), ("infer_param2", 52)),
+        ),
     )
 }
 
@@ -283,7 +322,16 @@ FLAVORS: dict[str, Flavor] = {
 # Full-layout repositories told apart by a line only their configs have: (flavor, logical line, key, reason).
 AUTO_RULES: tuple[tuple[str, int, str, str], ...] = (
     ("paddledetection", 38, "infer_mode", "'infer_mode:' on line 38"),
+    ("paddleseg", 27, "=export_params=", "an export_params header on line 27"),
 )
+
+
+def _line_is(config: TipcConfig, index: int, key: str) -> bool:
+    """Whether logical line ``index`` has this key, or this header when ``key`` is written ``=name=``."""
+    entry = config.at(index)
+    if key.startswith("="):
+        return entry.header == key.strip("=")
+    return entry.key == key
 
 
 def declared_flavor(config: TipcConfig) -> tuple[str, int] | None:
@@ -318,7 +366,7 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
     for name, index, key, why in AUTO_RULES:
-        if config.has(index) and config.at(index).key == key:
+        if config.has(index) and _line_is(config, index, key):
             return FLAVORS[name], f"flavor {name} (auto: full layout, {why})"
     # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
     # to_static benchmark section; PaddleClas always has its use_gpu flag line there.

@@ -64,6 +64,14 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
         38: ("infer_mode",),
         39: ("infer_quant",),
     },
+    "paddleseg": {
+        27: ("=export_params=",),
+        30: ("norm_export",),
+        36: ("=infer_params=",),
+        37: ("infer_model",),
+        38: ("infer_export",),
+        40: ("inference",),
+    },
 }
 # The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
 MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}

@@ -88,6 +88,7 @@ class RoleView:
     infer_img: Role = _ABSENT
     save_log_key: Role = _ABSENT
     benchmark: Role = _ABSENT
+    infer_param2: Role = _ABSENT  # PaddleSeg: cfg:52
     infer_param1: Role = _ABSENT  # cfg:51 of the full layout, absent when the config ends or has a header there
 
 
