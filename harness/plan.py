@@ -34,7 +34,12 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
     flavor, how = pick_flavor(config, options.flavor)
     if config.layout is Layout.PTQ:
         # Q7.6: a ptq_params config belongs to test_ptq_inference_python.sh; this script runs nothing for it.
-        return _plan(config, mode, flavor, options, "", (), (how, "ptq_params layout: nothing to run (Q7.6)"))
+        # The scripts still read line 2 as model_name and write an empty results log under it.
+        model_name = ""
+        if config.has(2) and config.at(2).key == "model_name":
+            entry = config.at(2)
+            model_name = entry.bash_value if options.quirks and not flavor.value_rest_of_line else entry.value
+        return _plan(config, mode, flavor, options, model_name, (), (how, "ptq_params layout: nothing to run (Q7.6)"))
     check_layout(config, flavor.name)
     ctx = PlanContext(config, mode, flavor, options)
     chains = build_chains(ctx)

@@ -66,8 +66,8 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
     amp = _AMP_WORDS if job.autocast == "amp" else ""
     save = set_param(r.save_model, job.save_log)
     script = Piece(f"{train.value} {to_static}" if to_static else train.value, train.line)
-    head = [script, use_gpu, save]
-    rest = [set_param(r.autocast, job.autocast), set_param(r.batch, ctx.mode_value(r.batch)),
+    head: list[Piece | str] = [script, use_gpu, save]
+    rest: list[Piece | str] = [set_param(r.autocast, job.autocast), set_param(r.batch, ctx.mode_value(r.batch)),
             set_param(r.param1, r.param1.value), amp]
     if placement.multi_node_order:
         pieces = [*head, pretrain, set_param(r.epoch, epoch), *rest]
