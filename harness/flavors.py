@@ -315,6 +315,45 @@ FLAVORS: dict[str, Flavor] = {
             # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 (the infer_params header) is inference_dir
             role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("kl_quant", 0), ("infer_param2", 52)),
         ),
+        Flavor(
+            name="paddlevideo",
+            layout=Layout.FULL,
+            description="PaddleVideo test_tipc (--max_iters=30, raw epochs, <model>_epoch_00001 weights, model/params files)",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.PER_GPU,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=True,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddlevideo",
+            value_rest_of_line=False,
+            # cfg:20 amp_key (its export is norm_export); cfg:21 trainer_key2 exported by cfg:35
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("kl_quant", 0)),
+        ),
     )
 }
 
@@ -323,6 +362,7 @@ FLAVORS: dict[str, Flavor] = {
 AUTO_RULES: tuple[tuple[str, int, str, str], ...] = (
     ("paddledetection", 38, "infer_mode", "'infer_mode:' on line 38"),
     ("paddleseg", 27, "=export_params=", "an export_params header on line 27"),
+    ("paddlevideo", 47, "--model_file", "'--model_file:' on line 47"),
 )
 
 

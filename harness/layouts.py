@@ -64,6 +64,9 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
         38: ("infer_mode",),
         39: ("infer_quant",),
     },
+    "paddlevideo": {
+        47: ("--model_file",),
+    },
     "paddleseg": {
         27: ("=export_params=",),
         30: ("norm_export",),

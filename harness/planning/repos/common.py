@@ -22,7 +22,7 @@ class TrainJob:
     placement: Placement
     position: int  # the gpu_list entry's position
     stem: str  # <trainer>_gpus_<g>_autocast_<a>_nodes_<n>: log names
-    save_log: str  # the train output folder (the scripts drop _nodes_1)
+    save_log: str  # the train output folder (some scripts drop _nodes_1: flavor.folder_nodes_suffix)
     chain_id: str
 
 
@@ -39,7 +39,8 @@ def train_jobs(ctx: PlanContext, build: Callable[[TrainJob], list[Step] | None])
         for autocast in r.autocast.items or ("",):
             for trainer in r.trainer_list.items:
                 stem = f"{trainer}_gpus_{placement.gpu}_autocast_{autocast}_nodes_{placement.nodes}"
-                folder = stem if placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
+                keep = ctx.flavor.folder_nodes_suffix or placement.nodes > 1
+                folder = stem if keep else stem.rsplit("_nodes_", 1)[0]
                 job = TrainJob(trainer=trainer, autocast=autocast, placement=placement, position=position, stem=stem,
                                save_log=f"{ctx.out}/{folder}", chain_id=safe_name(stem))
                 steps = build(job)
