@@ -40,6 +40,7 @@ class TrainArgs(enum.StrEnum):
     TUTORIAL = "tutorial"  # save epoch pretrain batch
     PADDLECLAS = "paddleclas"  # use_gpu save epoch pretrain autocast batch param1 (multi-node: pretrain before epoch)
     PADDLE3D = "paddle3d"  # save epoch pretrain batch amp param1 (multi-GPU: no save, param1 twice)
+    PADDLEGAN = "paddlegan"  # as PADDLE3D, but the multi-GPU command keeps save_model (and param1 once)
 
 
 class TrainUseGpu(enum.StrEnum):
@@ -236,6 +237,41 @@ FLAVORS: dict[str, Flavor] = {
             whole_infer_export_beside_weights=False,
         ),
         Flavor(
+            name="paddlegan",
+            layout=Layout.FULL,
+            description="PaddleGAN test_tipc (Paddle3D-like; train_model on line 37; train/eval-only configs end at line 26)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=26,
+            autocast=Autocast.PADDLE3D,
+            train_use_gpu=TrainUseGpu.UNUSED,
+            weights_in_model_subdir=False,
+            export_weight_positional=True,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=False,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=False,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLEGAN,
+            gpu_skip=GpuSkip.PADDLE3D,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=True,
+            cpu_command_minimal=True,
+            benchmark_flag=False,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=True,
+        ),
+        Flavor(
             name="paddledetection",
             layout=Layout.FULL,
             description="PaddleDetection test_tipc (utils_func.sh; -o style train words, infer_mode whole_infer)",
@@ -363,11 +399,17 @@ AUTO_RULES: tuple[tuple[str, int, str, str], ...] = (
     ("paddledetection", 38, "infer_mode", "'infer_mode:' on line 38"),
     ("paddleseg", 27, "=export_params=", "an export_params header on line 27"),
     ("paddlevideo", 47, "--model_file", "'--model_file:' on line 47"),
+    ("paddlegan", 37, "train_model", "'train_model:' on line 37"),
+    ("paddlegan", 27, "", "'##' on line 5 and no infer_params (a train/eval-only config)"),
 )
 
 
 def _line_is(config: TipcConfig, index: int, key: str) -> bool:
-    """Whether logical line ``index`` has this key, or this header when ``key`` is written ``=name=``."""
+    """Whether logical line ``index`` has this key, this header (``=name=``), or is missing (``""``)."""
+    if not key:
+        return not config.has(index) and config.at(5).text.strip() == "##"
+    if not config.has(index):
+        return False
     entry = config.at(index)
     if key.startswith("="):
         return entry.header == key.strip("=")
@@ -406,7 +448,7 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
     for name, index, key, why in AUTO_RULES:
-        if config.has(index) and _line_is(config, index, key):
+        if _line_is(config, index, key):
             return FLAVORS[name], f"flavor {name} (auto: full layout, {why})"
     # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
     # to_static benchmark section; PaddleClas always has its use_gpu flag line there.
