@@ -394,23 +394,26 @@ FLAVORS: dict[str, Flavor] = {
 }
 
 
-# Full-layout repositories told apart by a line only their configs have: (flavor, logical line, key, reason).
-AUTO_RULES: tuple[tuple[str, int, str, str], ...] = (
-    ("paddledetection", 38, "infer_mode", "'infer_mode:' on line 38"),
-    ("paddleseg", 27, "=export_params=", "an export_params header on line 27"),
-    ("paddlevideo", 47, "--model_file", "'--model_file:' on line 47"),
-    ("paddlegan", 37, "train_model", "'train_model:' on line 37"),
-    ("paddlegan", 27, "", "'##' on line 5 and no infer_params (a train/eval-only config)"),
+# Full-layout repositories told apart by lines only their configs have: (flavor, ((logical line, key), ...), reason).
+# A key "=name=" is a header; "" means the config ends before that line.
+AUTO_RULES: tuple[tuple[str, tuple[tuple[int, str], ...], str], ...] = (
+    ("paddledetection", ((38, "infer_mode"),), "'infer_mode:' on line 38"),
+    ("paddleseg", ((27, "=export_params="),), "an export_params header on line 27"),
+    ("paddlevideo", ((29, "-p"), (47, "--model_file")), "'-p:' on line 29 and '--model_file:' on line 47"),
+    ("paddlegan", ((37, "train_model"),), "'train_model:' on line 37"),
+    ("paddlegan", ((5, "##"), (27, "")), "'##' on line 5 and no infer_params (a train/eval-only config)"),
 )
 
 
 def _line_is(config: TipcConfig, index: int, key: str) -> bool:
     """Whether logical line ``index`` has this key, this header (``=name=``), or is missing (``""``)."""
     if not key:
-        return not config.has(index) and config.at(5).text.strip() == "##"
+        return not config.has(index)
     if not config.has(index):
         return False
     entry = config.at(index)
+    if key == "##":
+        return entry.text.strip() == "##"
     if key.startswith("="):
         return entry.header == key.strip("=")
     return entry.key == key
@@ -447,8 +450,8 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
         return flavor, f"flavor {name} (declared in harness_params)"
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
-    for name, index, key, why in AUTO_RULES:
-        if _line_is(config, index, key):
+    for name, conditions, why in AUTO_RULES:
+        if all(_line_is(config, index, key) for index, key in conditions):
             return FLAVORS[name], f"flavor {name} (auto: full layout, {why})"
     # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
     # to_static benchmark section; PaddleClas always has its use_gpu flag line there.

@@ -11,7 +11,7 @@ from harness.config import load_config
 from harness.plan import PlanOptions, build_plan
 
 # Repositories whose flavor is not written yet: their cases are expected to fail (strict, so a fix shows up).
-PENDING = ("PaddleOCR")
+PENDING = ("PaddleOCR",)
 
 def _params(*, strict: bool) -> list[object]:
     return [
