@@ -6,48 +6,36 @@ import argparse
 import re
 import shlex
 
-from harness.config import Layout, TipcConfig
+from harness.config import TipcConfig
 from harness.errors import ConfigError
+from harness.planning.roles import Role, RoleView
 
 __all__ = ["NUMERIC_ROLES", "check_numbers", "line_of_fragment", "positive_seconds"]
 
-# logical line -> (what it holds, whether it may be a per-mode table "mode=value|mode=value", smallest value).
-# Positions are those of harness/layouts.py; only lines whose values end up as numeric script arguments.
-NUMERIC_ROLES: dict[Layout, dict[int, tuple[str, bool, int]]] = {
-    Layout.TUTORIAL: {
-        6: ("epoch count", True, 0),
-        8: ("training batch size", True, 1),
-        29: ("inference batch size", False, 1),
-    },
-    Layout.FULL: {
-        7: ("epoch count", True, 0),
-        9: ("training batch size", True, 1),
-        43: ("CPU thread count", False, 1),
-        44: ("inference batch size", False, 1),
-    },
+# role -> (what it holds, whether it may be a per-mode table "mode=value|mode=value", smallest value). Only roles
+# whose values end up as numeric script arguments; where a flavor moves them, the RoleView follows.
+NUMERIC_ROLES: dict[str, tuple[str, bool, int]] = {
+    "epoch": ("epoch count", True, 0),
+    "batch": ("training batch size", True, 1),
+    "threads": ("CPU thread count", False, 1),
+    "infer_batch": ("inference batch size", False, 1),
 }
-_GPU_LIST = 4
 _INTEGER = re.compile(r"[+]?\d+")
 _GPU_ID = re.compile(r"-1|\d+")
-# Mode names that may key a per-mode value; other keys are reported by the planner itself (unknown mode).
 _NULLS = ("", "null", "None")
 
 
-def check_numbers(config: TipcConfig, *, quirks: bool = False) -> None:
+def check_numbers(config: TipcConfig, roles: RoleView, *, quirks: bool = False) -> None:
     """Raise ConfigError at the first numeric line holding something that is not a whole number (``1|two``).
 
     Empty and ``null`` values are allowed: the scripts then leave the argument out. With ``quirks`` the GPU list
     is left to the scripts' own length rules, which accept what they accept.
     """
-    roles = NUMERIC_ROLES.get(config.layout)
-    if roles is None:
-        return
-    for index, (what, per_mode, smallest) in roles.items():
-        if not config.has(index) or config.at(index).header is not None:
+    for name, (what, per_mode, smallest) in NUMERIC_ROLES.items():
+        role: Role = getattr(roles, name)
+        if not role.index or config.at(role.index).header is not None:
             continue
-        entry = config.at(index)
-        value = entry.bash_value if quirks else entry.value
-        for item in (part.strip() for part in value.split("|")):
+        for item in (part.strip() for part in role.value.split("|")):
             label, number = item.partition("=")[::2] if per_mode and "=" in item else ("", item)
             number = number.strip()
             if number in _NULLS:
@@ -55,22 +43,19 @@ def check_numbers(config: TipcConfig, *, quirks: bool = False) -> None:
             if not _INTEGER.fullmatch(number) or int(number) < smallest:
                 where = f" for {label.strip()}" if label else ""
                 bound = "a whole number" if smallest == 0 else f"a whole number >= {smallest}"
-                msg = f"{entry.key}: {what}{where} must be {bound}, got {number!r}"
-                raise ConfigError(config.path, entry.line, msg)
-    if not quirks and config.has(_GPU_LIST):
-        _check_gpu_list(config)
+                msg = f"{role.key}: {what}{where} must be {bound}, got {number!r}"
+                raise ConfigError(config.path, role.line, msg)
+    if not quirks and roles.gpu_list.index and config.at(roles.gpu_list.index).header is None:
+        _check_gpu_list(config, roles.gpu_list)
 
 
-def _check_gpu_list(config: TipcConfig) -> None:
-    entry = config.at(_GPU_LIST)
-    if entry.header is not None:
-        return
-    for item in (part.strip() for part in entry.value.split("|")):
+def _check_gpu_list(config: TipcConfig, role: Role) -> None:
+    for item in (part.strip() for part in role.value.split("|")):
         ids = item.partition(";")[2] if ";" in item else item
         for gpu in ids.split(","):
             if gpu and not _GPU_ID.fullmatch(gpu.strip()):
                 msg = f"gpu_list entry {item!r} is not -1, a device id, a list of ids or 'ip,ip;ids'"
-                raise ConfigError(config.path, entry.line, msg)
+                raise ConfigError(config.path, role.line, msg)
 
 
 def line_of_fragment(config: TipcConfig, fragment: str) -> int:
