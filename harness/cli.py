@@ -529,7 +529,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         )
         return ExitCode.FAILED
     print(f"tipc prepare: {plan.model_name} ({plan.mode}): {command.display()}", flush=True)
-    outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout)
+    outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout, inside=plan.output_dir)
     why = f" ({outcome.reason})" if outcome.reason else ""
     print(f"{str(outcome.status).upper()}{why} in {outcome.duration_s:.1f} s; log: {root / command.log_path}")
     return ExitCode.OK if outcome else ExitCode.FAILED
