@@ -29,7 +29,7 @@ from harness.reports import (
     step_record,
     step_trainer,
 )
-from harness.runner import run_command
+from harness.runner import interrupt_on_signals, run_command
 from harness.status import ResultsLog, StepResult, StepStatus
 from harness.steps import Chain, Plan, Step, StepKind
 from harness.values import positive_seconds
@@ -560,16 +560,17 @@ class StepItem(pytest.Item):
         prior = self.parent.stash[_CHAIN_RESULTS]
         result = self._prepare_failure(session, prior)
         if result is None:
-            result = run_step(
-                self.step,
-                self.chain,
-                root=session.root,
-                hardware=session.hardware,
-                prior=prior,
-                python=session.python,
-                timeout_s=session.timeout_s,
-                inside=self.plan.output_dir,
-            )
+            with interrupt_on_signals():  # SIGTERM/SIGHUP stop the step's tree before pytest goes
+                result = run_step(
+                    self.step,
+                    self.chain,
+                    root=session.root,
+                    hardware=session.hardware,
+                    prior=prior,
+                    python=session.python,
+                    timeout_s=session.timeout_s,
+                    inside=self.plan.output_dir,
+                )
         prior[self.step.name] = result
         session.results_log(self.plan).write(result)
         self.user_properties.extend(

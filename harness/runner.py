@@ -24,7 +24,7 @@ from harness.containment import OutsideOutput, resolve_inside
 from harness.logger import logger
 from harness.status import StepStatus
 
-__all__ = ["KILL_GRACE_S", "RunOutcome", "child_environment", "is_interpreter", "run_command"]
+__all__ = ["KILL_GRACE_S", "RunOutcome", "child_environment", "interrupt_on_signals", "is_interpreter", "run_command"]
 
 # How long a timed-out process group gets between SIGTERM and SIGKILL to flush its logs and exit.
 KILL_GRACE_S = 5.0
@@ -174,6 +174,34 @@ def run_command(
         reason = _exit_reason(returncode)
         _write_quietly(log, f"\n# {reason} after {duration:.2f} s\n")
         return RunOutcome(status=StepStatus.FAILED, returncode=returncode, duration_s=duration, reason=reason)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """While a step runs under a front that has no handlers of its own (the pytest plugin): the first SIGTERM or
+    SIGHUP raises KeyboardInterrupt, so the runner stops the step's process tree before the process exits; later
+    ones are ignored until that is done. Outside the main thread, signals are left alone."""
+    seen: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        seen.append(signum)
+        if len(seen) == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous: dict[signal.Signals, object] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
 
 
 def _wait_for_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:

@@ -18,6 +18,9 @@ import pytest
 from procs import alive, read_pid, wait_until
 
 DATA = Path(__file__).parent / "data" / "run"
+PROJECT = Path(__file__).resolve().parents[1]
+# The harness of this checkout, whatever the virtualenv has installed: the runs start in other folders.
+PYTHONPATH = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH", "")]))
 MODE = "lite_train_lite_infer"
 CHAIN = "norm_train_gpus_-1_autocast_False_nodes_1"
 STEPS_OF_SLEEP = ("train", "eval", "export", "infer_gpu_bs_1", "infer_cpu_bs_1")
@@ -38,7 +41,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def start(root: Path, config: str, *args: str, **env: str) -> subprocess.Popen[str]:
-    full_env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", **env}
+    full_env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "PYTHONPATH": PYTHONPATH, **env}
     return subprocess.Popen(
         [sys.executable, "-m", "harness", "run", config, MODE, *args],
         cwd=root,
@@ -156,7 +159,7 @@ def test_report_html_of_an_interrupted_run_says_so(repo: Path) -> None:
     finish(proc)
     report = subprocess.run(
         [sys.executable, "-m", "harness", "report", "html", "--run-dir", "test_tipc/output", "-o", "r.html"],
-        cwd=repo, capture_output=True, text=True, timeout=120, check=False,
+        cwd=repo, capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "PYTHONPATH": PYTHONPATH},
     )
     assert report.returncode == 0, report.stderr
     assert f"run interrupted: toy_sleep {MODE}: {CHAIN}::train interrupted by SIGTERM" in report.stdout
@@ -260,3 +263,30 @@ def test_output_folder_that_cannot_be_created_is_one_line(repo: Path) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith("tipc: ") and str(repo / "test_tipc" / "output") in lines[0]
+
+
+# --- the pytest front ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_pytest_run_stopped_by_a_signal_leaves_no_step_process(tmp_path: Path, sig: signal.Signals) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(DATA / "scripts", root / "scripts")
+    config = root / "test_tipc" / "configs" / "toy_sleep" / "train_infer_python.txt"
+    config.parent.mkdir(parents=True)
+    shutil.copy(DATA / "configs" / "sleep.txt", config)
+    (root / "pytest.ini").write_text("[pytest]\n")
+    pidfile = root / "grandchild.pid"
+    env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "TIPC_TEST_PIDFILE": str(pidfile), "PYTHONPATH": PYTHONPATH}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    wait_until(lambda: started(root, pidfile), what="the train step started under pytest")
+    proc.send_signal(sig)
+    out, err = finish(proc)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out + err
+    assert not alive(read_pid(pidfile))
+    assert not alive(read_pid(Path(f"{pidfile}.step")))
+    assert "# interrupted; process group killed" in step_log(root).read_text()
