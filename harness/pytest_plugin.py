@@ -572,7 +572,11 @@ class StepItem(pytest.Item):
                     inside=self.plan.output_dir,
                 )
         prior[self.step.name] = result
-        session.results_log(self.plan).write(result)
+        lost: list[str] = []  # record files a full disk refused: said once, never in place of the step's outcome
+        try:
+            session.results_log(self.plan).write(result)
+        except OSError as exc:
+            lost.append(f"cannot write {session.root / self.plan.results_log}: {exc.strerror or exc}")
         self.user_properties.extend(
             [
                 ("returncode", "" if result.returncode is None else str(result.returncode)),
@@ -584,12 +588,17 @@ class StepItem(pytest.Item):
         failure = command_failed(result, root=session.root)
         record = step_record(config=self.relpath, plan=self.plan, chain=self.chain, step=self.step, result=result,
                              failure=failure)
-        append_record(session.root / self.plan.output_dir / SIDECAR, record)
+        try:
+            append_record(session.root / self.plan.output_dir / SIDECAR, record)
+        except OSError as exc:
+            lost.append(f"cannot write {session.root / self.plan.output_dir / SIDECAR}: {exc.strerror or exc}")
+        if failure is not None:
+            raise failure  # the step's own failure comes first; its records may be lost too
+        if lost:
+            pytest.fail("; ".join(lost), pytrace=False)
         if result.status is StepStatus.SKIPPED:
             # Reported at the config line of the step, not at this file (what a skip marker would show).
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
-        if failure is not None:
-            raise failure
 
     def _prepare_failure(self, session: TipcSession, prior: dict[str, StepResult]) -> StepResult | None:
         """A failed data preparation fails the chain's first steps (the others then skip as dependents)."""

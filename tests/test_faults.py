@@ -290,3 +290,23 @@ def test_pytest_run_stopped_by_a_signal_leaves_no_step_process(tmp_path: Path, s
     assert not alive(read_pid(pidfile))
     assert not alive(read_pid(Path(f"{pidfile}.step")))
     assert "# interrupted; process group killed" in step_log(root).read_text()
+
+
+def test_pytest_on_a_full_disk_keeps_the_steps_own_failure(small_disk: Path) -> None:
+    root = small_disk / "project"
+    shutil.copytree(DATA / "scripts", root / "scripts")
+    config = root / "test_tipc" / "configs" / "toy_fill" / "train_infer_python.txt"
+    config.parent.mkdir(parents=True)
+    text = (DATA / "configs" / "ok.txt").read_text().replace("scripts/ok.py --train", "scripts/fill.py --train")
+    config.write_text(text.replace("model_name:toy_ok", "model_name:toy_fill"))
+    (root / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "PYTHONPATH": PYTHONPATH}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", "-k", "train"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, out
+    assert "exit code: 3" in out  # the step's own failure, as the plugin shows it
+    assert "Traceback" not in out and "OSError" not in out
