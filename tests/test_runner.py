@@ -123,8 +123,10 @@ def test_timeout_escalates_to_sigkill(tmp_path: Path) -> None:
     stubborn = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('armed', flush=True); time.sleep(60)"
     )
-    outcome = run_command(command(py(stubborn), timeout_s=1.0), root=tmp_path, grace_s=0.3)
+    # 5 s: far more than an interpreter needs to start and install the handler, so SIGTERM always finds it armed.
+    outcome = run_command(command(py(stubborn), timeout_s=5.0), root=tmp_path, grace_s=0.3)
     assert outcome.status is StepStatus.TIMEOUT
+    assert "armed" in log_text(tmp_path)
     assert outcome.returncode == -9
 
 
