@@ -18,6 +18,8 @@ __all__ = [
     "split_entries",
 ]
 
+# First headers of PTQ configs (test_ptq_inference_python.sh input; the train/infer script runs nothing for them)
+_PTQ_HEADERS = ("ptq_params", "kl_quant_params")
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
 # A file bigger than this is not a TIPC config; refuse it before reading it all.
 _MAX_BYTES = 1 << 20
@@ -129,7 +131,7 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
     if not entries:
         raise ConfigError(path, 1, "empty config: expected a '===train_params===' header on line 1")
     first = entries[0].header
-    if first == "ptq_params":
+    if first in _PTQ_HEADERS:
         return Layout.PTQ
     if first != "train_params":
         msg = f"expected a '=====train_params=====' header on line 1, found {entries[0].text[:60]!r}"
@@ -145,7 +147,16 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
                 "(tutorial layout) or 23 (full layout): a line is missing or extra above it"
             )
             raise ConfigError(path, entry.line, msg)
+    if _is_ptq_without_header(entries):
+        return Layout.PTQ
     raise ConfigError(path, entries[-1].line, "no '=====eval_params=====' header: not a train_infer_python config")
+
+
+def _is_ptq_without_header(entries: tuple[Entry, ...]) -> bool:
+    """A PTQ config written under a train_params header (PaddleOCR's KL configs): one section, a quant export."""
+    keys = {entry.key for entry in entries}
+    headers = [entry.header for entry in entries if entry.header is not None]
+    return headers == ["train_params"] and {"infer_export", "infer_quant"} <= keys
 
 
 def split_entries(path: str, text: str) -> tuple[Entry, ...]:
