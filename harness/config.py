@@ -20,6 +20,8 @@ __all__ = [
 
 # First headers of PTQ configs (test_ptq_inference_python.sh input; the train/infer script runs nothing for them)
 _PTQ_HEADERS = ("ptq_params", "kl_quant_params")
+# Logical lines of an eval_params header one off the full layout's line 23
+_FULL_EVAL_SHIFTED = (22, 24)
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
 # A file bigger than this is not a TIPC config; refuse it before reading it all.
 _MAX_BYTES = 1 << 20
@@ -141,6 +143,10 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
         if len(entries) >= index and entries[index - 1].header == "eval_params":
             return layout
     for entry in entries:
+        if entry.header == "eval_params" and entry.index in _FULL_EVAL_SHIFTED:
+            # One line missing or extra above the eval header: still the full layout, read by position (the flavor's
+            # anchors decide whether that is an error; PaddleOCR's script runs such configs).
+            return Layout.FULL
         if entry.header == "eval_params":
             msg = (
                 f"'eval_params' header is on logical line {entry.index}; a TIPC config has it on line 16 "

@@ -80,8 +80,9 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
 # on are checked only where the config has them, and the config needs only this many lines.
 FLAVOR_SHORT: dict[str, int] = {"paddlegan": 26}
 FLAVOR_ANCHORS["paddlegan"] = {37: ("train_model", "infer_model")}
-# PaddleOCR's script reads cfg:37 by position whatever its key (infer_model, train_model, ...): no anchor there.
-FLAVOR_ANCHORS["paddleocr"] = {37: ()}
+# PaddleOCR's script reads every line by position whatever its key (cfg:37 is infer_model or train_model) and
+# runs configs with a line missing or extra above eval_params: anchors stop before the eval section.
+FLAVOR_ANCHORS["paddleocr"] = {index: () for index in (23, 24, 27, 30, 37, 38, 40)}
 # The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
 MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}
 

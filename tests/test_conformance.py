@@ -12,13 +12,10 @@ from harness.plan import PlanOptions, build_plan
 
 # Repositories whose flavor is not written yet: their cases are expected to fail (strict, so a fix shows up).
 PENDING: tuple[str, ...] = ()
-# Cases whose reference is the script misreading a config it was not written for (documented in quirks.md):
-# a config missing one line above eval_params (refused: the eval header is off its line) and a kl_quant_params
-# PTQ config, which the script reads as a train config and turns into one nonsense command (we plan nothing).
+# Cases whose reference is the script misreading a config it was not written for (test_tipc/docs/quirks.md): a
+# kl_quant_params PTQ config, which the script reads as a train config and turns into one nonsense command.
 KNOWN = {
-    "PP-OCRv4_server_rec_ampO2_ultra/train_infer_python::lite_train_lite_infer": "a line missing: refused (Q9.8)",
-    "PP-OCRv4_server_rec_ampO2_ultra/train_infer_python::whole_infer": "a line missing: refused (Q9.8)",
-    "ch_PP-OCRv2_det/train_ptq_infer_python::lite_train_lite_infer": "PTQ config: planned empty (Q7.6)",
+    "ch_PP-OCRv2_det/train_ptq_infer_python::lite_train_lite_infer": "PTQ config: planned empty (Q7.6, Q9.7)",
 }
 
 def _params(*, strict: bool) -> list[object]:
