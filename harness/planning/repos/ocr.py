@@ -96,8 +96,9 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
             steps.append(ctx.step("export", StepKind.EXPORT, (ctx.python, *ctx.words(pieces)),
                                   f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), r.infer_export.line,
                                   ("norm_train",)))
-        # An empty quant entry shifts the script's arguments: the gpu id ("0") becomes the flag.
-        flag = flags[count] if count < len(flags) and flags[count] else "0"
+        # Q9.6: an empty quant entry shifts the script's arguments, so the gpu id ("0") becomes the flag and no
+        # skip rule applies; fixed: a missing entry means not quantized.
+        flag = flags[count] if count < len(flags) and flags[count] else ("0" if ctx.quirks else "False")
         target = InferTarget(model_dir=infer_model, image_dir=r.infer_img.value, quant=flag == "True", gpu="0",
                              needs=steps[-1].name if steps else "",
                              log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{chain_id}", env=(),
