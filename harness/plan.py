@@ -42,6 +42,10 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
         return _plan(config, mode, flavor, options, model_name, (), (how, "ptq_params layout: nothing to run (Q7.6)"))
     check_layout(config, flavor.name)
     ctx = PlanContext(config, mode, flavor, options)
+    eval_line = config.section_start("eval_params")
+    if config.layout is Layout.FULL and eval_line != 23:
+        ctx.notes.append(f"eval_params is on logical line {eval_line}, not 23: later lines are read one position "
+                         "off, as the reference script reads them (Q9.14)")
     chains = build_chains(ctx)
     return _plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes))
 
