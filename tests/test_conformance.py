@@ -18,10 +18,10 @@ KNOWN = {
     "ch_PP-OCRv2_det/train_ptq_infer_python::lite_train_lite_infer": "PTQ config: planned empty (Q7.6, Q9.7)",
 }
 
-def _params(*, strict: bool) -> list[object]:
+def _params(*, strict: bool, known: bool = True) -> list[object]:
     out = []
     for c in cases():
-        if c.id in KNOWN:
+        if known and c.id in KNOWN:
             out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=KNOWN[c.id], strict=False)))
         elif c.config.parent.parent.name in PENDING:
             out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason="flavor not written", strict=strict)))
@@ -44,7 +44,7 @@ def test_quirks_plan_matches_reference_argv(case: Case) -> None:
     assert cwd == oracle["argv_cwd"]
 
 
-@pytest.mark.parametrize("case", _params(strict=False))
+@pytest.mark.parametrize("case", _params(strict=False, known=False))
 def test_quirks_plan_names_the_reference_log_folder(case: Case) -> None:
     oracle = json.loads(case.oracle.read_text())
     plan = build_plan(load_config(case.config), case.mode, PlanOptions(quirks=True, repo_root="{REPO_ROOT}"))
