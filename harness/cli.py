@@ -8,13 +8,15 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from harness import __version__, matrix, reports
-from harness.config import load_config
+from harness.config import Layout, load_config
+from harness.config_kinds import ConfigKind, config_kind, describe_unhandled, is_handled
 from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
 from harness.flavors import AUTO, FLAVORS
@@ -22,7 +24,7 @@ from harness.golden import update_goldens
 from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.prepare import lookup, prepare_command
+from harness.prepare import REPOSITORY_SCRIPT, lookup, network_failures, plan_preparation
 from harness.reports import SIDECAR, append_record, command_failed, step_record
 from harness.runner import run_command
 from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
@@ -246,16 +248,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
             left_out = sum(1 for step in plan.steps if not selected(step, args.only))
             print(f"--only {' '.join(args.only)}: {left_out} other step(s) not run")
         results: list[StepResult] = []
-        with ResultsLog(root / plan.results_log, model_name=plan.model_name) as results_log:
+        # Each run starts a fresh results_python.log; the previous one is kept beside it (<name>.prev).
+        with ResultsLog(root / plan.results_log, model_name=plan.model_name, run_id=uuid.uuid4().hex) as results_log:
 
             def on_start(chain: Chain, step: Step) -> None:
                 print(f"{'RUN':<8} {chain.id}::{step.name}", flush=True)
 
             def on_result(result: StepResult) -> None:
                 results.append(result)
-                results_log.write(result)
                 chain = next(c for c in plan.chains if c.id == result.chain_id)
-                record = step_record(config=config_name, plan=plan, chain=chain, step=chain.step(result.step_name),
+                step = chain.step(result.step_name)
+                results_log.write(result, reference_line=step.command.reference_line)
+                record = step_record(config=config_name, plan=plan, chain=chain, step=step,
                                      result=result, failure=command_failed(result, root=root))
                 append_record(root / plan.output_dir / SIDECAR, record)
                 why = f"  ({result.reason})" if result.reason else ""
@@ -314,12 +318,20 @@ def _cuda_visible_devices(gpu_ids: str | None) -> Iterator[None]:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     errors: list[str] = []
+    skipped: dict[ConfigKind, list[str]] = {}
     options = PlanOptions(flavor=AUTO, quirks=False, repo_root=str(Path.cwd()))
     for path in args.configs:
+        kind = config_kind(path)
+        if not is_handled(kind) and kind is not ConfigKind.OTHER:
+            skipped.setdefault(kind, []).append(path)  # another script's input: not ours to judge
+            continue
         try:
             config = load_config(path)
         except ConfigError as exc:
             errors.append(exc.render())
+            continue
+        if config.layout is Layout.PTQ:
+            skipped.setdefault(ConfigKind.PTQ, []).append(path)
             continue
         # One error per problem: a bad line breaks every mode the same way, so repeat lines are dropped.
         for mode in MODES:
@@ -330,6 +342,9 @@ def _cmd_lint(args: argparse.Namespace) -> int:
                     errors.append(exc.render())
     for line in errors:
         print(line)
+    not_handled = describe_unhandled(skipped)
+    if not_handled:
+        print(f"tipc lint: skipped {not_handled}", file=sys.stderr)
     print(f"tipc lint: {len(args.configs)} config(s), {len(errors)} error(s)", file=sys.stderr)
     return ExitCode.CONFIG_ERROR if errors else ExitCode.OK
 
@@ -351,19 +366,29 @@ def _cmd_update_goldens(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)  # validates config and mode, and names the model and its output folder
-    entry = lookup(plan.model_name)
-    if entry is None or not entry.applies_to(plan.mode):
-        print(f"tipc prepare: {plan.model_name} ({plan.mode}) needs no data preparation")
+    log_path = f"{plan.output_dir}/prepare.log"
+    preparation = plan_preparation(args.config, plan.mode, root=root, log_path=log_path)
+    if preparation is None:
+        entry = lookup(args.config, root)
+        if entry is not None and entry.applies_to(plan.mode):
+            print(f"tipc prepare: {plan.model_name}: preparation script {entry.script} not found under {root}",
+                  file=sys.stderr)
+            return ExitCode.FAILED
+        print(f"tipc prepare: {plan.model_name} ({plan.mode}) needs no data preparation "
+              f"(no {REPOSITORY_SCRIPT} under {root}, and not one of this project's configs)")
         return ExitCode.OK
-    command = prepare_command(entry, root=root, log_path=f"{plan.output_dir}/prepare.log")
-    if command is None:
-        print(
-            f"tipc prepare: {plan.model_name}: preparation script {entry.script} not found under {root}",
-            file=sys.stderr,
-        )
-        return ExitCode.FAILED
-    print(f"tipc prepare: {plan.model_name} ({plan.mode}): {command.display()}", flush=True)
+    command = preparation.command
+    print(f"tipc prepare: {plan.model_name} ({plan.mode}), {preparation.why}: {command.display()}", flush=True)
     outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout)
+    log = root / command.log_path
+    code = "" if outcome.returncode is None else f", exit code {outcome.returncode}"
     why = f" ({outcome.reason})" if outcome.reason else ""
-    print(f"{str(outcome.status).upper()}{why} in {outcome.duration_s:.1f} s; log: {root / command.log_path}")
+    print(f"{str(outcome.status).upper()}{why}{code} in {outcome.duration_s:.1f} s; log: {log}")
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    # A script without `set -e` goes on past a failed download; say so even when it exits 0.
+    for line in network_failures(text):
+        print(f"tipc prepare: network failure in the log: {line}", file=sys.stderr)
     return ExitCode.OK if outcome else ExitCode.FAILED

@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 
+from harness.collisions import check_collisions
 from harness.command import DEFAULT_TIMEOUT_S, Command
 from harness.config import Entry, Layout, TipcConfig
 from harness.errors import ConfigError
@@ -27,6 +28,7 @@ from harness.flavors import (
     pick_flavor,
 )
 from harness.layouts import check_layout
+from harness.reference_text import bash_join, reference_text
 from harness.steps import Chain, Plan, Requirement, Step, StepKind
 
 __all__ = ["MODES", "PlanOptions", "build_plan"]
@@ -67,7 +69,8 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
     check_layout(config, flavor.name)
     builder = _Builder(config, mode, flavor, options)
     chains = builder.build()
-    return _plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes))
+    return check_collisions(_plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes)),
+                            repo_root=options.repo_root)
 
 
 def _plan(
@@ -162,6 +165,7 @@ class _Builder:
         else:
             self.out = out
         self.out_rel = out  # where logs go, relative to the run root
+        self.texts: dict[tuple[str, ...], str] = {}  # argv words -> the text bash built them from (--quirks lines)
 
     # ---- reading values the way the reference scripts do -------------------------------------------------
 
@@ -227,6 +231,7 @@ class _Builder:
             except ValueError as exc:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
                 raise ConfigError(self.config.path, item.line, msg) from None
+        self.texts[tuple(out)] = bash_join(pieces)
         return tuple(out)
 
     def piece(self, index: int) -> _Piece:
@@ -447,8 +452,10 @@ class _Builder:
         # Paddle3D names its train folder without "_nodes_1" (its logs keep it).
         folder = stem if flavor.folder_nodes_suffix or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
         save_log = f"{self.out}/{folder}"
+        train_log = f"{self.out_rel}/{stem}.log"
         if self.quirks and flavor.save_log_dot_log:
             save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
+            train_log = f"{self.out_rel}/{stem}_train.log"  # the reference never redirects train output
         chain_id = safe_name(stem)
         chain_dir_rel = f"{self.out_rel}/{folder}"
         use_gpu_param = self.param(self.key(5), use_gpu_value) if use_gpu_value else ""
@@ -462,7 +469,7 @@ class _Builder:
             weights_path = f"{save_log}/{last}/{train_model_name}"
         else:
             argv = self.train_argv(run_train, train_line, autocast, trainer, placement, save_log, use_gpu_param)
-            steps.append(self.step("train", StepKind.TRAIN, argv, f"{self.out_rel}/{stem}.log", placement.train_env,
+            steps.append(self.step("train", StepKind.TRAIN, argv, train_log, placement.train_env,
                                    (), placement.requires, train_line, tags))
             weights_path = self.weights_path(save_log, train_model_name)
         train_name = steps[-1].name
@@ -538,8 +545,9 @@ class _Builder:
 
     def infer_log_dir(self, chain_dir_rel: str) -> str:
         # The scripts write every chain's inference logs into the mode folder, where later chains overwrite
-        # them; fixed: each chain's inference logs live in its own folder.
-        return self.out_rel if self.quirks else chain_dir_rel
+        # them; fixed: each chain's inference logs live in a folder of their own, beside (never inside) the
+        # chain's output folder, which commands use (harness/collisions.py).
+        return self.out_rel if self.quirks else f"{self.out_rel}/logs/{posixpath.basename(chain_dir_rel)}"
 
     def train_argv(
         self,
@@ -951,7 +959,10 @@ class _Builder:
     ) -> Step:
         if cwd is None:
             cwd = self.flavor.infer_cwd if kind is StepKind.INFER else "."
-        command = Command(argv=argv, cwd=cwd, env=env, timeout_s=self.options.timeout_s, log_path=log)
+        shown = reference_text(argv, self.texts, kind=kind, log=log, log_dir=(self.out_rel, self.out),
+                               model_name=self.model_name, flavor=self.flavor.name) if self.quirks else ""
+        command = Command(argv=argv, cwd=cwd, env=env, timeout_s=self.options.timeout_s, log_path=log,
+                          reference_line=shown)
         return Step(name=name, kind=kind, command=command, needs=tuple(n for n in needs if n), requires=requires,
                     line=line, tags=tuple(dict.fromkeys((str(kind), *tags))))
 
