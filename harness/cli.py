@@ -381,14 +381,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(f"tipc prepare: {plan.model_name} ({plan.mode}), {preparation.why}: {command.display()}", flush=True)
     outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout)
     log = root / command.log_path
-    code = "" if outcome.returncode is None else f", exit code {outcome.returncode}"
-    why = f" ({outcome.reason})" if outcome.reason else ""
-    print(f"{str(outcome.status).upper()}{why}{code} in {outcome.duration_s:.1f} s; log: {log}")
+    why = outcome.reason or f"exit code {outcome.returncode}"
+    print(f"{str(outcome.status).upper()} ({why}) in {outcome.duration_s:.1f} s; log: {log}")
     try:
         text = log.read_text(encoding="utf-8", errors="replace")
     except OSError:
         text = ""
     # A script without `set -e` goes on past a failed download; say so even when it exits 0.
     for line in network_failures(text):
-        print(f"tipc prepare: network failure in the log: {line}", file=sys.stderr)
+        print(f"tipc prepare: download or package-index failure in the log: {line}", file=sys.stderr)
     return ExitCode.OK if outcome else ExitCode.FAILED
