@@ -33,7 +33,7 @@ def command_paths(step: Step, *, repo_root: str = "") -> Iterator[tuple[str, str
         pieces = word.split("=")
         for candidate in dict.fromkeys(["=".join(pieces[i:]) for i in range(len(pieces))]):
             text = candidate.strip("'\"")
-            if "/" not in text:
+            if "/" not in text or text.startswith("-"):  # an option word, not a path
                 continue
             if text.startswith("/"):
                 if not root or not text.startswith(f"{root}/"):
