@@ -453,9 +453,12 @@ class _Builder:
         folder = stem if flavor.folder_nodes_suffix or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
         save_log = f"{self.out}/{folder}"
         train_log = f"{self.out_rel}/{stem}.log"
-        if self.quirks and flavor.save_log_dot_log:
-            save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
-            train_log = f"{self.out_rel}/{stem}_train.log"  # the reference never redirects train output
+        if flavor.save_log_dot_log:
+            # Step6's script never redirects train output and makes "<stem>.log" a folder: the harness's train log
+            # takes another name in both modes, so a --quirks run's folder never blocks a later default run's log.
+            train_log = f"{self.out_rel}/{stem}_train.log"
+            if self.quirks:
+                save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
         chain_id = safe_name(stem)
         chain_dir_rel = f"{self.out_rel}/{folder}"
         use_gpu_param = self.param(self.key(5), use_gpu_value) if use_gpu_value else ""

@@ -104,7 +104,7 @@ def test_run_passes_with_gpu_steps_skipped(repo: Path, capsys: pytest.CaptureFix
         "Run successfully",
     ]
     assert all(" with command - toy_ok - " in line for line in lines)
-    train_log = f"{out_dir('toy_ok')}/{CHAIN}.log"
+    train_log = f"{out_dir('toy_ok')}/{CHAIN}_train.log"  # Step6 (tutorial) makes <chain>.log a folder
     assert lines[0].startswith(
         "Run successfully with command - toy_ok - env CUDA_VISIBLE_DEVICES='' python scripts/ok.py --train "
     )
@@ -157,7 +157,7 @@ def test_shell_syntax_in_config_is_passed_literally(repo: Path) -> None:
         line for line in (repo / "configs/inject.txt").read_text().splitlines() if line.startswith("norm_train:")
     )
     expected = shlex.split(config_line.split(":", 1)[1])[1:]  # everything after the script
-    log = (repo / out_dir("toy_inject") / f"{CHAIN}.log").read_text()
+    log = (repo / out_dir("toy_inject") / f"{CHAIN}_train.log").read_text()
     argv = json.loads(next(line for line in log.splitlines() if line.startswith("ARGV "))[5:])
     assert argv[: len(expected)] == expected
     assert "$(touch" in expected[0] and "`touch" in expected
@@ -175,7 +175,7 @@ def test_only_runs_the_chosen_kinds(repo: Path, capsys: pytest.CaptureFixture[st
 
 def test_python_option_replaces_the_config_interpreter(repo: Path) -> None:
     assert main(["run", "configs/ok.txt", MODE, "--only", "train", "--python", sys.executable]) == ExitCode.OK
-    log = (repo / out_dir("toy_ok") / f"{CHAIN}.log").read_text()
+    log = (repo / out_dir("toy_ok") / f"{CHAIN}_train.log").read_text()
     assert f"# interpreter: --python {sys.executable} replaces config interpreter python" in log
 
 
@@ -282,7 +282,7 @@ def test_run_writes_the_report_sidecar(repo: Path) -> None:
 )
 def test_interrupt_stops_the_step_tree(repo: Path, sig: signal.Signals, code: ExitCode, message: str) -> None:
     marker = repo / "grandchild_marker"
-    log = repo / out_dir("toy_sleep") / f"{CHAIN}.log"
+    log = repo / out_dir("toy_sleep") / f"{CHAIN}_train.log"
     env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "TIPC_TEST_MARKER": str(marker)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "configs/sleep.txt", MODE],
