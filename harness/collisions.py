@@ -49,12 +49,17 @@ def command_paths(step: Step, *, repo_root: str = "") -> Iterator[tuple[str, str
 def check_collisions(plan: Plan, *, repo_root: str = "") -> Plan:
     """Return ``plan`` unchanged, or raise ConfigError naming the first harness file that equals, or lies inside,
     a path some planned command uses (the harness would create a file where the command expects a folder, or
-    overwrite the command's own output)."""
+    overwrite the command's own output). The plan's output folder and the folders above it are shared."""
+    # The output folder and its ancestors (test_tipc/output/, .../<model>/) hold every log by design, the
+    # reference scripts' too; a command writing there (PaddleGAN's --output_path test_tipc/output/) shares them.
+    shared = posixpath.normpath(plan.output_dir)
     used: dict[str, tuple[Step, str]] = {}
     for step in plan.steps:
         if step.kind in _HARNESS_KINDS:
             continue
         for path, word in command_paths(step, repo_root=repo_root):
+            if shared == path or shared.startswith(f"{path}/"):
+                continue
             used.setdefault(path, (step, word))
     if not used:
         return plan
