@@ -165,7 +165,7 @@ def test_outcomes_skip_reasons_and_failure_report(project: Project) -> None:
         ]
     )
     # repr_failure: command, exit code, log path and the log's last 30 lines; no Python traceback.
-    log = f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1.log"
+    log = f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log"
     result.stdout.fnmatch_lines(
         [
             "*broken norm_train_gpus_-1_autocast_False_nodes_1 train*",
@@ -189,9 +189,9 @@ def test_the_run_writes_the_results_log_and_per_command_logs(project: Project) -
     lines = (out / "results_python.log").read_text().splitlines()
     assert len(lines) == 4
     assert lines[0].startswith("Run failed with command - broken - env CUDA_VISIBLE_DEVICES='' python3 scripts/fail.py")
-    assert lines[0].endswith(f" - test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1.log!")
+    assert lines[0].endswith(f" - test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log!")
     assert all(line.startswith("Run skipped with command - broken - ") for line in lines[1:])
-    assert "fail.py line 40" in (out / "norm_train_gpus_-1_autocast_False_nodes_1.log").read_text()
+    assert "fail.py line 40" in (out / "norm_train_gpus_-1_autocast_False_nodes_1_train.log").read_text()
     records = reports.records_from_run_dir(project.path / "test_tipc" / "output", root=project.path)
     assert [(r.step, r.status) for r in records] == [
         ("train", "failed"),
@@ -216,7 +216,7 @@ def test_junit_properties_carry_the_step(project: Project) -> None:
     assert props["kind"] == "train"
     assert props["returncode"] == "3"
     assert props["status"] == "failed"
-    assert props["log_path"] == f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1.log"
+    assert props["log_path"] == f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log"
     assert (props["command"] or "").startswith("env CUDA_VISIBLE_DEVICES='' python3 scripts/fail.py ")
     assert float(props["duration_s"] or "x") > 0
     skipped = {p.get("name"): p.get("value") for p in cases["eval"].iter("property")}
