@@ -25,11 +25,18 @@ class LineStyle:
     end: str  # what follows, up to the colour reset
 
 
-# Keyed by flavor name (harness/flavors.py). Step6's status_check prints "${run_command}!  "; PaddleClas's prints
-# "${run_command} - ${log_path}  "; Paddle3D's ignores the model name.
+# Keyed by flavor name (harness/flavors.py). Step6's status_check prints "${run_command}!  " (checked byte for byte
+# against its script in tests/test_real_client_step6.py); the full-layout repositories print
+# "${run_command} - ${log_path}" and then one or two spaces depending on the copy of common_func.sh (two assumed:
+# not checked against a run); Paddle3D's ignores the model name.
+_WITH_LOG = LineStyle(model_prefix=True, log_suffix=True, end="  ")
 REFERENCE_STYLES: Mapping[str, LineStyle] = {
     "tutorial": LineStyle(model_prefix=True, log_suffix=False, end="!  "),
-    "paddleclas": LineStyle(model_prefix=True, log_suffix=True, end="  "),
+    "paddleclas": _WITH_LOG,
+    "paddledetection": _WITH_LOG,
+    "paddleseg": _WITH_LOG,
+    "paddlevideo": _WITH_LOG,
+    "paddlegan": _WITH_LOG,
     "paddle3d": LineStyle(model_prefix=False, log_suffix=False, end="!  "),
 }
 _DEFAULT_STYLE = REFERENCE_STYLES["tutorial"]
