@@ -13,13 +13,15 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from harness import __version__, matrix, reports
-from harness.config import load_config
+from harness.config import Layout, load_config
+from harness.config_kinds import ConfigKind, config_kind, describe_unhandled, is_handled
 from harness.containment import resolve_inside
 from harness.errors import ConfigError, HarnessError
 from harness.command import DEFAULT_TIMEOUT_S
@@ -29,7 +31,7 @@ from harness.golden import update_goldens
 from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.prepare import lookup, prepare_command
+from harness.prepare import REPOSITORY_SCRIPT, lookup, network_failures, plan_preparation
 from harness.reports import SIDECAR, append_record, command_failed, step_record
 from harness.runner import child_environment, is_interpreter, run_command
 from harness.values import positive_seconds
@@ -357,7 +359,8 @@ class _Records:
         self.plan = plan
         self.config_name = config_name
         self.sidecar = root / plan.output_dir / SIDECAR
-        self.log = ResultsLog(root / plan.results_log, model_name=plan.model_name)
+        # Each run starts a fresh results_python.log; the previous one is kept beside it (<name>.prev).
+        self.log = ResultsLog(root / plan.results_log, model_name=plan.model_name, run_id=uuid.uuid4().hex)
         self.trouble: list[str] = []
 
     def __enter__(self) -> _Records:
@@ -374,12 +377,13 @@ class _Records:
             self.log.close()
 
     def write(self, result: StepResult) -> None:
+        chain = next(c for c in self.plan.chains if c.id == result.chain_id)
+        step = chain.step(result.step_name)
         try:
-            self.log.write(result)
+            self.log.write(result, reference_line=step.command.reference_line)
         except OSError as exc:
             self._trouble(self.log.path, exc)
-        chain = next(c for c in self.plan.chains if c.id == result.chain_id)
-        record = step_record(config=self.config_name, plan=self.plan, chain=chain, step=chain.step(result.step_name),
+        record = step_record(config=self.config_name, plan=self.plan, chain=chain, step=step,
                              result=result, failure=command_failed(result, root=self.root))
         try:
             append_record(self.sidecar, record)
@@ -480,12 +484,20 @@ def _cuda_visible_devices(gpu_ids: str | None) -> Iterator[None]:
 
 def _cmd_lint(args: argparse.Namespace) -> int:
     errors: list[str] = []
+    skipped: dict[ConfigKind, list[str]] = {}
     options = PlanOptions(flavor=AUTO, quirks=False, repo_root=str(Path.cwd()))
     for path in args.configs:
+        kind = config_kind(path)
+        if not is_handled(kind) and kind is not ConfigKind.OTHER:
+            skipped.setdefault(kind, []).append(path)  # another script's input: not ours to judge
+            continue
         try:
             config = load_config(path)
         except ConfigError as exc:
             errors.append(exc.render())
+            continue
+        if config.layout is Layout.PTQ:
+            skipped.setdefault(ConfigKind.PTQ, []).append(path)
             continue
         # One error per problem: a bad line breaks every mode the same way, so repeat lines are dropped.
         for mode in MODES:
@@ -496,6 +508,9 @@ def _cmd_lint(args: argparse.Namespace) -> int:
                     errors.append(exc.render())
     for line in errors:
         print(line)
+    not_handled = describe_unhandled(skipped)
+    if not_handled:
+        print(f"tipc lint: skipped {not_handled}", file=sys.stderr)
     print(f"tipc lint: {len(args.configs)} config(s), {len(errors)} error(s)", file=sys.stderr)
     return ExitCode.CONFIG_ERROR if errors else ExitCode.OK
 
@@ -517,19 +532,28 @@ def _cmd_update_goldens(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)  # validates config and mode, and names the model and its output folder
-    entry = lookup(plan.model_name)
-    if entry is None or not entry.applies_to(plan.mode):
-        print(f"tipc prepare: {plan.model_name} ({plan.mode}) needs no data preparation")
+    log_path = f"{plan.output_dir}/prepare.log"
+    preparation = plan_preparation(args.config, plan.mode, root=root, log_path=log_path)
+    if preparation is None:
+        entry = lookup(args.config, root)
+        if entry is not None and entry.applies_to(plan.mode):
+            print(f"tipc prepare: {plan.model_name}: preparation script {entry.script} not found under {root}",
+                  file=sys.stderr)
+            return ExitCode.FAILED
+        print(f"tipc prepare: {plan.model_name} ({plan.mode}) needs no data preparation "
+              f"(no {REPOSITORY_SCRIPT} under {root}, and not one of this project's configs)")
         return ExitCode.OK
-    command = prepare_command(entry, root=root, log_path=f"{plan.output_dir}/prepare.log")
-    if command is None:
-        print(
-            f"tipc prepare: {plan.model_name}: preparation script {entry.script} not found under {root}",
-            file=sys.stderr,
-        )
-        return ExitCode.FAILED
-    print(f"tipc prepare: {plan.model_name} ({plan.mode}): {command.display()}", flush=True)
+    command = preparation.command
+    print(f"tipc prepare: {plan.model_name} ({plan.mode}), {preparation.why}: {command.display()}", flush=True)
     outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout, inside=plan.output_dir)
-    why = f" ({outcome.reason})" if outcome.reason else ""
-    print(f"{str(outcome.status).upper()}{why} in {outcome.duration_s:.1f} s; log: {root / command.log_path}")
+    log = root / command.log_path
+    why = outcome.reason or f"exit code {outcome.returncode}"
+    print(f"{str(outcome.status).upper()} ({why}) in {outcome.duration_s:.1f} s; log: {log}")
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    # A script without `set -e` goes on past a failed download; say so even when it exits 0.
+    for line in network_failures(text):
+        print(f"tipc prepare: download or package-index failure in the log: {line}", file=sys.stderr)
     return ExitCode.OK if outcome else ExitCode.FAILED

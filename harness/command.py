@@ -20,6 +20,10 @@ class Command:
     env: tuple[tuple[str, str | None], ...] = ()  # overrides; None removes the variable
     timeout_s: float = DEFAULT_TIMEOUT_S
     log_path: str
+    # What the reference script's status line prints after "Run ... with command - " (model prefix, the command with
+    # its spacing and redirection, log suffix): set by the planner in --quirks mode for results_python.log, never
+    # executed. Empty outside --quirks.
+    reference_line: str = ""
 
     def display(self) -> str:
         """Shell-quoted form a user can paste; for logs and reports only, never executed."""

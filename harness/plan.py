@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 
+from harness.collisions import check_collisions
 from harness.config import Layout, TipcConfig
 from harness.containment import check_plan_paths
 from harness.errors import ConfigError
@@ -53,7 +54,8 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
     else:  # read one position off, the numeric roles hold other keys' values: the note above says so instead
         check_numbers(config, ctx.roles, quirks=options.quirks)
     chains = build_chains(ctx)
-    plan = _plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes))
+    plan = check_collisions(_plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes)),
+                            repo_root=options.repo_root)
     check_plan_paths(plan, config)  # every path the harness writes stays in the output folder
     return plan
 

@@ -15,7 +15,15 @@ import pytest
 
 from harness import prepare
 from harness.command import DEFAULT_TIMEOUT_S
-from harness.config import TipcConfig, load_config
+from harness.config import Layout, TipcConfig, load_config
+from harness.config_kinds import (
+    DEFAULT_CONFIG_GLOB,
+    ConfigKind,
+    config_kind,
+    describe_unhandled,
+    is_handled,
+    is_tipc_config_path,
+)
 from harness.containment import own_output_roots
 from harness.errors import CommandFailed, ConfigError
 from harness.execute import run_step
@@ -45,7 +53,17 @@ __all__ = [
 ]
 
 DEFAULT_MODE: Final = "lite_train_lite_infer"
-DEFAULT_GLOB: Final = "*.txt"
+DEFAULT_GLOB: Final = DEFAULT_CONFIG_GLOB
+
+# ini options (setup.cfg [tool:pytest], pytest.ini, pyproject.toml [tool.pytest.ini_options]); a command-line
+# option of the same meaning wins over its ini value.
+INI_OPTIONS: Final[dict[str, str]] = {
+    "tipc_config_glob": f"file name pattern of the configs collected under test_tipc/configs (default: {DEFAULT_GLOB})",
+    "tipc_mode": f"TIPC mode(s) to collect, separated by spaces (default: {DEFAULT_MODE}); --tipc-mode wins",
+    "tipc_flavor": "repository conventions (default: auto); --tipc-flavor wins",
+    "tipc_timeout": "per-command timeout in seconds (default: the plan's); --tipc-timeout wins",
+    "tipc_python": "interpreter to use instead of the config's (default: the config's); --tipc-python wins",
+}
 
 # Markers an item may carry; all are declared in pytest_configure so `-m` works under --strict-markers.
 MARKERS: Final[dict[str, str]] = {
@@ -100,6 +118,13 @@ class TipcSession:
     _logs: dict[str, ResultsLog] = dataclasses.field(default_factory=dict)
     _prepared: dict[str, StepResult | None] = dataclasses.field(default_factory=dict)
     _roots: dict[str, str] | None = None
+    # Configs under test_tipc/configs this front end does not run, by kind (reported once after collection).
+    unhandled: dict[ConfigKind, list[str]] = dataclasses.field(default_factory=dict)
+
+    def note_unhandled(self, kind: ConfigKind, relpath: str) -> None:
+        paths = self.unhandled.setdefault(kind, [])
+        if relpath not in paths:
+            paths.append(relpath)
 
     @property
     def hardware(self) -> Hardware:
@@ -125,7 +150,8 @@ class TipcSession:
     def results_log(self, plan: Plan) -> ResultsLog:
         log = self._logs.get(plan.results_log)
         if log is None:
-            log = ResultsLog(self.root / plan.results_log, model_name=plan.model_name)
+            # Fresh per pytest run (once across xdist workers: they share the run id); the previous file is kept.
+            log = ResultsLog(self.root / plan.results_log, model_name=plan.model_name, run_id=self.run_id)
             self._logs[plan.results_log] = log
         return log
 
@@ -135,19 +161,21 @@ class TipcSession:
         self._logs.clear()
 
     def ensure_prepared(self, plan: Plan) -> StepResult | None:
-        """Run the model's data preparation once per run (across xdist workers); its result if it did not pass."""
+        """Run this project's data generator for its own configs once per run (across xdist workers); its result
+        if it did not pass. Another repository's own prepare.sh is not run from here: `tipc prepare` runs it."""
         model = plan.model_name
-        if model in self._prepared:
-            return self._prepared[model]
-        entry = prepare.lookup(model)
+        folder = prepare.config_folder(plan.config_path, self.root) or plan.config_path
+        if folder in self._prepared:
+            return self._prepared[folder]
+        entry = None if prepare.repository_script(self.root) else prepare.lookup(plan.config_path, self.root)
         if entry is None:
-            self._prepared[model] = None
+            self._prepared[folder] = None
             return None
         if not entry.applies_to(plan.mode):
             return None  # not cached: a later mode of the same model may need it
         command = prepare.prepare_command(entry, root=self.root, log_path=f"{plan.output_dir}/prepare.log")
         if command is None:  # the script is not in this repository (a run root without lite_data/)
-            self._prepared[model] = None
+            self._prepared[folder] = None
             return None
         lock_dir = self.root / "test_tipc" / "output" / ".locks"
         stamp = self.root / "test_tipc" / "output" / model / ".prepared"
@@ -171,7 +199,7 @@ class TipcSession:
                 log_path=command.log_path,
                 reason=f"data preparation for {model} did not pass: {reason}",
             )
-        self._prepared[model] = failure
+        self._prepared[folder] = failure
         return failure
 
 
@@ -253,7 +281,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="S",
         help=f"per-command timeout in seconds, > 0 (default: {DEFAULT_TIMEOUT_S:g})",
     )
-    group.addoption("--tipc-flavor", default="auto", metavar="NAME", help="repository conventions (default: auto)")
+    group.addoption("--tipc-flavor", default=None, metavar="NAME", help="repository conventions (default: auto)")
     group.addoption(
         "--tipc-quirks", action="store_true", default=False, help="reproduce the reference scripts' known bugs too"
     )
@@ -264,7 +292,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="I/N",
         help="run shard I of N (1-based); whole chains, balanced by expected duration, stable across runs",
     )
-    parser.addini("tipc_config_glob", "file name pattern of collected configs under test_tipc/configs", default=DEFAULT_GLOB)
+    parser.addini("tipc_config_glob", INI_OPTIONS["tipc_config_glob"], default=DEFAULT_GLOB)
+    parser.addini("tipc_mode", INI_OPTIONS["tipc_mode"], type="args", default=[])
+    parser.addini("tipc_flavor", INI_OPTIONS["tipc_flavor"], default="")
+    parser.addini("tipc_timeout", INI_OPTIONS["tipc_timeout"], default="")
+    parser.addini("tipc_python", INI_OPTIONS["tipc_python"], default="")
+
+
+def _ini_timeout(config: pytest.Config) -> float | None:
+    text = str(config.getini("tipc_timeout")).strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        msg = f"tipc_timeout: expected a positive number of seconds, got {text!r}"
+        raise pytest.UsageError(msg)
+    return value
+
+
+def _ini_modes(config: pytest.Config) -> tuple[str, ...]:
+    modes = tuple(str(mode) for mode in config.getini("tipc_mode"))
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown:
+        msg = f"tipc_mode: unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}"
+        raise pytest.UsageError(msg)
+    return modes
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -290,7 +345,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     # xdist gives every worker of one run the same testrunuid; a plain run makes its own.
     run_id = str(workerinput["testrunuid"]) if workerinput else uuid.uuid4().hex
-    modes = tuple(dict.fromkeys(config.getoption("tipc_mode") or [DEFAULT_MODE]))
+    modes = tuple(dict.fromkeys(config.getoption("tipc_mode") or _ini_modes(config) or [DEFAULT_MODE]))
     # A chain's steps depend on each other's outputs and results, so they must run in order in one process.
     # xdist's default "load" (and "worksteal") hands out single items; loadscope keeps each chain together.
     # setup.cfg asks for loadscope; this also covers a plain `pytest -n 2 --dist load` or a bare `-p xdist`.
@@ -300,10 +355,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SESSION] = TipcSession(
         root=root,
         modes=modes,
-        flavor=str(config.getoption("tipc_flavor")),
+        flavor=str(config.getoption("tipc_flavor") or config.getini("tipc_flavor") or "auto"),
         quirks=bool(config.getoption("tipc_quirks")),
-        timeout_s=config.getoption("tipc_timeout"),
-        python=config.getoption("tipc_python"),
+        timeout_s=config.getoption("tipc_timeout") or _ini_timeout(config),
+        python=config.getoption("tipc_python") or str(config.getini("tipc_python")) or None,
         shard=_parse_shard(config.getoption("tipc_shard")),
         glob=str(config.getini("tipc_config_glob")),
         run_id=run_id,
@@ -338,17 +393,42 @@ def _model_names(configs_dir: Path, glob: str) -> dict[str, str]:
 
 
 def _is_config_path(file_path: Path, glob: str) -> bool:
-    if file_path.suffix != ".txt" or not file_path.match(glob):
+    """A config this front end collects: under test_tipc/configs, matching the glob, of a kind it runs."""
+    if not is_tipc_config_path(file_path) or not file_path.match(glob):
         return False
-    parts = file_path.parts[:-1]
-    return any(parts[i] == "test_tipc" and parts[i + 1] == "configs" for i in range(len(parts) - 1))
+    kind = config_kind(file_path)
+    return is_handled(kind) or kind is ConfigKind.OTHER
 
 
 @pytest.hookimpl
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> TipcFile | None:
-    if _is_config_path(file_path, _session(parent.config).glob):
+    """Collect the train/inference python configs; note every other TIPC config kind, never fail on one."""
+    if not is_tipc_config_path(file_path):
+        return None
+    session = _session(parent.config)
+    kind = config_kind(file_path)
+    if file_path.match(session.glob) and (is_handled(kind) or kind is ConfigKind.OTHER):
         return TipcFile.from_parent(parent, path=file_path)
+    if not is_handled(kind):
+        session.note_unhandled(kind, _rootdir_relative(file_path, parent.config))
     return None
+
+
+def _rootdir_relative(path: Path, config: pytest.Config) -> str:
+    try:
+        return path.relative_to(config.rootpath).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@pytest.hookimpl
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """One line naming the config kinds found but not run (cpp, serving, lite, paddle2onnx, ptq, ...)."""
+    session = config.stash.get(_SESSION, None)
+    if session is None:
+        return []
+    line = describe_unhandled(session.unhandled)
+    return [f"tipc: {line} (not collected)"] if line else []
 
 
 def _chain_weight(chain: Chain) -> float:
@@ -398,6 +478,8 @@ def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     tipc = _session(config)
+    if not any(isinstance(item, StepItem) for item in items):
+        return  # installed plugins load in every project: probe no hardware where there are no chains
     _longest_chains_first(items, tipc.hardware)
     if tipc.shard is None:
         return
@@ -433,6 +515,10 @@ class TipcFile(pytest.File):
             model = config.model_name
         except ConfigError as exc:
             raise _relocated(exc, self.path, self._relpath()) from None
+        if config.layout is Layout.PTQ:
+            # A ptq_params config is the input of test_ptq_inference_python.sh, whatever its file name says.
+            _session(self.config).note_unhandled(ConfigKind.PTQ, self._relpath())
+            return
         if model:
             self.extra_keyword_matches.add(model)
         for mode in _session(self.config).modes:
@@ -574,7 +660,7 @@ class StepItem(pytest.Item):
         prior[self.step.name] = result
         lost: list[str] = []  # record files a full disk refused: said once, never in place of the step's outcome
         try:
-            session.results_log(self.plan).write(result)
+            session.results_log(self.plan).write(result, reference_line=self.step.command.reference_line)
         except OSError as exc:
             lost.append(f"cannot write {session.root / self.plan.results_log}: {exc.strerror or exc}")
         self.user_properties.extend(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 import junitparser
 
 from harness.errors import CommandFailed
-from harness.status import INTERRUPTED_REASON, StepResult
+from harness.status import INTERRUPTED_REASON, StepResult, parse_results_line
 from harness.steps import Chain, Plan, Step
 
 if TYPE_CHECKING:
@@ -342,14 +342,6 @@ def compare_records(old: Sequence[CaseRecord], new: Sequence[CaseRecord]) -> Com
 
 # --------------------------------------------------------------------------- run folder input
 
-_SUCCESS = re.compile(r"^Run successfully with command - (?P<model>.+?) - (?P<command>.*) > (?P<log>\S+) 2>&1!$")
-_FAILED = re.compile(
-    r"^Run failed with command - (?P<model>.+?) - (?P<command>.*) > (?P<log>\S+) 2>&1! reason: (?P<reason>.*)$"
-)
-_SKIPPED = re.compile(r"^Run skipped with command - (?P<model>.+?) - (?P<command>.*)! reason: (?P<reason>.*)$")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def read_log_tail(path: Path, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file ('' when it cannot be read); logs may be large, so read the end only."""
     try:
@@ -393,7 +385,7 @@ def _chain_and_step(log: str, mode: str) -> tuple[str, str]:
     stem = path.stem
     if path.parent.name != mode:
         return _NODE_UNSAFE.sub("-", path.parent.name), stem
-    for suffix in ("_eval", "_export", "_kl_quant"):
+    for suffix in ("_eval", "_export", "_kl_quant", "_train"):
         if stem.endswith(suffix) and "_gpus_" in stem:
             return _NODE_UNSAFE.sub("-", stem[: -len(suffix)]), suffix[1:]
     if "_gpus_" in stem:
@@ -506,16 +498,15 @@ def _records_from_results_log(results: Path, *, root: Path) -> list[CaseRecord]:
         raise ReportError(msg) from None
     records: list[CaseRecord] = []
     for number, raw in enumerate(lines, start=1):
-        line = _ANSI.sub("", raw).strip()
-        match = _SUCCESS.match(line) or _FAILED.match(line) or _SKIPPED.match(line)
-        if match is None:
+        parsed = parse_results_line(raw)  # the format is status.py's contract
+        if parsed is None:
             continue
-        fields = match.groupdict()
-        log = fields.get("log") or ""
-        reason = fields.get("reason") or ""
-        if match.re is _SUCCESS:
+        fields = {"model": parsed.model, "command": parsed.command}
+        log = parsed.log_path
+        reason = parsed.reason
+        if parsed.status == "successfully":
             status = "passed"
-        elif match.re is _SKIPPED:
+        elif parsed.status == "skipped":
             status = "skipped"
         else:
             status = _status_of_reason(reason)

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fcntl
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 __all__ = [
     "INTERRUPTED_REASON",
+    "PREVIOUS_SUFFIX",
+    "ResultsLine",
     "ResultsLog",
     "StepResult",
     "StepStatus",
+    "parse_results_line",
+    "reference_results_line",
     "results_line",
     "run_interrupted",
     "run_succeeded",
+    "start_fresh",
     "summary_table",
     "totals_line",
 ]
@@ -24,6 +31,9 @@ __all__ = [
 # Reasons of a run stopped by a signal start with this word: "interrupted by SIGTERM" for the step that was running
 # (FAILED), "not run: the run was interrupted by SIGTERM" for those after it (SKIPPED).
 INTERRUPTED_REASON = "interrupted"
+
+# The previous run's results_python.log is kept beside the new one under this suffix.
+PREVIOUS_SUFFIX = ".prev"
 
 
 class StepStatus(enum.StrEnum):
@@ -64,13 +74,72 @@ class StepResult:
         return data
 
 
+# Colour codes the reference scripts' `echo -e "\033[33m ... \033[0m"` writes into the file (QUIRKS.md 1.1).
+_YELLOW = "\x1b[33m"
+_RESET = "\x1b[0m"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LINE = re.compile(r"^Run (?P<word>successfully|failed|skipped) with command - (?P<rest>.*)$")
+_REDIRECT = re.compile(r"^(?P<command>.*?)\s+>\s*(?P<log>\S+)\s+2>&1\s*$")
+_STATUS_WORD = {StepStatus.PASSED: "successfully", StepStatus.SKIPPED: "skipped"}
+
+
 def results_line(model_name: str, result: StepResult) -> str:
-    """One ``results_python.log`` line, as the TIPC scripts print it (without their ANSI colours)."""
-    if result.status is StepStatus.PASSED:
-        return f"Run successfully with command - {model_name} - {result.command} > {result.log_path} 2>&1!"
+    """The default ``results_python.log`` line: ``Run <successfully|failed|skipped> with command - <model> -
+    <command> - <log>!``.
+
+    A contract: split on `` - `` and the fields are status, model, command and log path (relative to the run
+    root), as Paddle's own tooling splits the reference lines. Failed covers a non-zero exit, a timeout and a
+    command that could not start; the reason is in the terminal summary and the reports, not in this line.
+    """
+    word = _STATUS_WORD.get(result.status, "failed")
+    return f"Run {word} with command - {model_name} - {result.command} - {result.log_path}!"
+
+
+def reference_results_line(result: StepResult, reference_line: str) -> str | None:
+    """The --quirks line, byte for byte as the flavor's reference script prints it (colours included), from the
+    planner's ``Command.reference_line``; None for a skipped step, for which the scripts print nothing."""
     if result.status is StepStatus.SKIPPED:
-        return f"Run skipped with command - {model_name} - {result.command}! reason: {result.reason}"
-    return f"Run failed with command - {model_name} - {result.command} > {result.log_path} 2>&1! reason: {result.reason}"
+        return None
+    word = "successfully" if result.status is StepStatus.PASSED else "failed"
+    return f"{_YELLOW} Run {word} with command - {reference_line}{_RESET}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ResultsLine:
+    """One parsed ``results_python.log`` line (default format, --quirks format, or a reference script's)."""
+
+    status: str  # "successfully", "failed" or "skipped", as written
+    model: str
+    command: str
+    log_path: str  # "" when the line names none (the reference's train lines)
+    reason: str = ""  # only lines written before the format became a contract carry one
+
+
+def parse_results_line(raw: str) -> ResultsLine | None:
+    """Parse a line in any of the formats above; None for anything else (output of a step, blank lines)."""
+    line = _ANSI.sub("", raw).strip()
+    match = _LINE.match(line)
+    if match is None:
+        return None
+    rest = match.group("rest")
+    reason = ""
+    if "! reason: " in rest:  # lines from before the contract: "... 2>&1! reason: exit code 1"
+        rest, _, reason = rest.partition("! reason: ")
+    rest = rest.rstrip().removesuffix("!").rstrip()
+    model, sep, rest = rest.partition(" - ")
+    if not sep:
+        model, rest = "", model
+    log = ""
+    command, sep, tail = rest.rpartition(" - ")
+    if sep and tail and " " not in tail.strip():
+        log = tail.strip()
+    else:
+        command = rest
+    redirected = _REDIRECT.match(command)
+    if redirected is not None:
+        command = redirected.group("command")
+        log = log or redirected.group("log")
+    return ResultsLine(status=match.group("word"), model=model, command=command.strip(), log_path=log, reason=reason)
 
 
 def run_interrupted(results: Iterable[StepResult]) -> str | None:
@@ -90,9 +159,17 @@ class ResultsLog:
     the same file (xdist workers, or a rerun beside a running job) interleave whole lines, never parts of lines.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, model_name: str) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model_name: str,
+        run_id: str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.model_name = model_name
+        # With a run id the first open of a run moves the previous run's file aside (start_fresh).
+        self.run_id = run_id
         self._fd: int | None = None
 
     def __enter__(self) -> ResultsLog:
@@ -108,6 +185,8 @@ class ResultsLog:
         """Open (creating folders and file as needed) and return the descriptor; opening twice is harmless."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.run_id is not None:
+                start_fresh(self.path, self.run_id)
             # O_NOFOLLOW: a link planted in place of the log is never appended through to a file elsewhere.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         return self._fd
@@ -117,9 +196,17 @@ class ResultsLog:
             os.close(self._fd)
             self._fd = None
 
-    def write(self, result: StepResult) -> str:
-        """Append the line for ``result`` and return it."""
-        line = results_line(self.model_name, result)
+    def write(self, result: StepResult, *, reference_line: str = "") -> str:
+        """Append the line for ``result`` and return it ('' when the format has no line for it).
+
+        ``reference_line`` is the step's ``Command.reference_line`` (set in --quirks plans): the line is then the
+        reference script's, byte for byte; otherwise it is the default format (``results_line``)."""
+        if reference_line:
+            line = reference_results_line(result, reference_line)
+            if line is None:
+                return ""
+        else:
+            line = results_line(self.model_name, result)
         self.write_line(line)
         return line
 
@@ -129,6 +216,25 @@ class ResultsLog:
         while data:  # a regular file takes it all at once; the loop only guards against a short write
             written = os.write(fd, data)
             data = data[written:]
+
+
+def start_fresh(path: str | os.PathLike[str], run_id: str) -> bool:
+    """Begin a new run's results file: once per ``run_id`` (xdist workers share one), move the previous file to
+    ``<name>.prev`` so old lines never mix with this run's. True when this call moved or started it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stamp = target.with_name(f".{target.name}.run")
+    with open(target.with_name(f".{target.name}.lock"), "ab") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        try:
+            if stamp.read_text(encoding="utf-8").strip() == run_id:
+                return False
+        except OSError:
+            pass
+        if target.exists():
+            os.replace(target, target.with_name(target.name + PREVIOUS_SUFFIX))
+        stamp.write_text(run_id + "\n", encoding="utf-8")
+    return True
 
 
 def totals_line(results: Sequence[StepResult]) -> str:

@@ -104,13 +104,13 @@ def test_run_passes_with_gpu_steps_skipped(repo: Path, capsys: pytest.CaptureFix
         "Run successfully",
     ]
     assert all(" with command - toy_ok - " in line for line in lines)
-    train_log = f"{out_dir('toy_ok')}/{CHAIN}.log"
+    train_log = f"{out_dir('toy_ok')}/{CHAIN}_train.log"  # Step6 (tutorial) makes <chain>.log a folder
     assert lines[0].startswith(
         "Run successfully with command - toy_ok - env CUDA_VISIBLE_DEVICES='' python scripts/ok.py --train "
     )
-    assert lines[0].endswith(f" > {train_log} 2>&1!")
-    assert lines[3].endswith("! reason: no CUDA device")
-    infer_log = (repo / out_dir("toy_ok") / CHAIN / "python_infer_cpu_batchsize_1.log").read_text()
+    assert lines[0].endswith(f" - {train_log}!")
+    assert lines[3].endswith("/python_infer_gpu_batchsize_1.log!")  # the reason is in the summary, not the line
+    infer_log = (repo / out_dir("toy_ok") / "logs" / CHAIN / "python_infer_cpu_batchsize_1.log").read_text()
     assert "to stderr" in infer_log  # the step's stderr is in its log
 
 
@@ -123,18 +123,20 @@ def test_run_failure_skips_dependents_and_exits_1(repo: Path, capsys: pytest.Cap
     assert lines[2].startswith(
         "Run failed with command - toy_fail - env CUDA_VISIBLE_DEVICES='' python scripts/fail.py --export "
     )
-    assert lines[2].endswith("_export.log 2>&1! reason: exit code 1")
-    assert lines[3].endswith("! reason: needs export, which failed")
-    assert lines[4].endswith("! reason: needs export, which failed")
+    assert lines[2].endswith("_export.log!")
+    assert lines[3].startswith("Run skipped with command - toy_fail - ")
+    assert lines[4].startswith("Run skipped with command - toy_fail - ")
     export_log = (repo / out_dir("toy_fail") / f"{CHAIN}_export.log").read_text()
     assert "fail.py is about to fail" in export_log
     assert "# command: " in export_log
 
 
-def test_results_log_is_appended_across_runs(repo: Path) -> None:
+def test_each_run_starts_a_fresh_results_log_and_keeps_the_previous(repo: Path) -> None:
     main(["run", "configs/ok.txt", MODE])
-    main(["run", "configs/ok.txt", MODE])
-    assert len(results_lines(repo, "toy_ok")) == 10
+    main(["run", "configs/ok.txt", MODE, "--only", "train"])
+    assert len(results_lines(repo, "toy_ok")) == 1
+    previous = repo / out_dir("toy_ok") / "results_python.log.prev"
+    assert len(previous.read_text().splitlines()) == 5
 
 
 def test_run_timeout_kills_the_step_tree(
@@ -145,7 +147,7 @@ def test_run_timeout_kills_the_step_tree(
     # The step and its grandchild would sleep an hour: only the timeout ends them, and both must be gone.
     assert main(["run", "configs/sleep.txt", MODE, "--timeout", "5", "--only", "train"]) == ExitCode.FAILED
     assert f"TIMEOUT  {CHAIN}::train  (timed out after 5 s)" in capsys.readouterr().out
-    assert results_lines(repo, "toy_sleep")[0].endswith("! reason: timed out after 5 s")
+    assert results_lines(repo, "toy_sleep")[0].startswith("Run failed with command - toy_sleep - ")
     assert not alive(read_pid(pidfile))
 
 
@@ -155,7 +157,7 @@ def test_shell_syntax_in_config_is_passed_literally(repo: Path) -> None:
         line for line in (repo / "configs/inject.txt").read_text().splitlines() if line.startswith("norm_train:")
     )
     expected = shlex.split(config_line.split(":", 1)[1])[1:]  # everything after the script
-    log = (repo / out_dir("toy_inject") / f"{CHAIN}.log").read_text()
+    log = (repo / out_dir("toy_inject") / f"{CHAIN}_train.log").read_text()
     argv = json.loads(next(line for line in log.splitlines() if line.startswith("ARGV "))[5:])
     assert argv[: len(expected)] == expected
     assert "$(touch" in expected[0] and "`touch" in expected
@@ -173,7 +175,7 @@ def test_only_runs_the_chosen_kinds(repo: Path, capsys: pytest.CaptureFixture[st
 
 def test_python_option_replaces_the_config_interpreter(repo: Path) -> None:
     assert main(["run", "configs/ok.txt", MODE, "--only", "train", "--python", sys.executable]) == ExitCode.OK
-    log = (repo / out_dir("toy_ok") / f"{CHAIN}.log").read_text()
+    log = (repo / out_dir("toy_ok") / f"{CHAIN}_train.log").read_text()
     assert f"# interpreter: --python {sys.executable} replaces config interpreter python" in log
 
 
@@ -281,7 +283,7 @@ def test_run_writes_the_report_sidecar(repo: Path) -> None:
 )
 def test_interrupt_stops_the_step_tree(repo: Path, sig: signal.Signals, code: ExitCode, message: str) -> None:
     pidfile = repo / "grandchild.pid"
-    log = repo / out_dir("toy_sleep") / f"{CHAIN}.log"
+    log = repo / out_dir("toy_sleep") / f"{CHAIN}_train.log"
     env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "TIPC_TEST_PIDFILE": str(pidfile)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "configs/sleep.txt", MODE],
@@ -309,9 +311,12 @@ def test_interrupt_stops_the_step_tree(repo: Path, sig: signal.Signals, code: Ex
     assert not alive(read_pid(pidfile))  # no process of the step's tree is left when tipc has exited
     lines = results_lines(repo, "toy_sleep")
     assert lines[0].startswith("Run failed with command - toy_sleep - ")
-    assert lines[0].endswith(f"! reason: interrupted by {sig.name}")
+    assert lines[0].endswith(f"{CHAIN}_train.log!")  # the contract line: status - model - command - log
     assert len(lines) == 5
-    assert all(line.endswith(f"! reason: not run: the run was interrupted by {sig.name}") for line in lines[1:])
+    assert all(line.startswith("Run skipped with command - toy_sleep - ") for line in lines[1:])
+    records = [json.loads(x) for x in (repo / out_dir("toy_sleep") / "results.jsonl").read_text().splitlines()]
+    assert records[0]["reason"] == f"interrupted by {sig.name}"
+    assert all(r["reason"] == f"not run: the run was interrupted by {sig.name}" for r in records[1:])
 
 
 # --- lint ----------------------------------------------------------------------------------------------------------
@@ -340,6 +345,23 @@ def test_lint_clean_configs_exit_0(repo: Path, capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().out == ""
 
 
+def test_lint_skips_other_config_kinds_and_names_them(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = repo / "test_tipc" / "configs" / "m"
+    folder.mkdir(parents=True)
+    names = ("serving_infer_python.txt", "serving_infer_cpp.txt", "inference_cpp.txt", "lite_arm_cpu_cpp.txt",
+             "paddle2onnx_infer_python.txt")
+    for name in names:
+        (folder / name).write_text("===== not a train_infer_python layout =====\nfoo\n")
+    ptq = folder / "train_ptq_infer_python.txt"  # named like ours, but a ptq_params layout
+    ptq.write_text("===========================ptq_params===========================\nmodel_name:m\npython:python3\n")
+    assert main(["lint", "configs/ok.txt", *(str(folder / n) for n in names), str(ptq)]) == ExitCode.OK
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert ("tipc lint: skipped 6 config(s) of kinds not handled by the train/inference python harness: "
+            "cpp (1), lite (1), paddle2onnx (1), ptq (1), serving (2)") in captured.err
+    assert "tipc lint: 7 config(s), 0 error(s)" in captured.err
+
+
 # --- prepare -------------------------------------------------------------------------------------------------------
 
 
@@ -348,19 +370,84 @@ def test_prepare_unknown_model_needs_nothing(repo: Path, capsys: pytest.CaptureF
     assert "toy_ok (lite_train_lite_infer) needs no data preparation" in capsys.readouterr().out
 
 
+OWN_CONFIG = "test_tipc/configs/mobilenet_v3_small/train_infer_python.txt"
+
+
+def _own_config(repo: Path) -> None:
+    """configs/prepare.txt (model_name mobilenet_v3_small) where this project keeps that model's configs."""
+    target = repo / OWN_CONFIG
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(repo / "configs" / "prepare.txt", target)
+
+
 def test_prepare_runs_the_registered_script(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _own_config(repo)
     script = repo / "lite_data" / "make_cls_lite.py"
     script.parent.mkdir()
     script.write_text("import pathlib\npathlib.Path('lite_data/built').write_text('yes')\nprint('built the set')\n")
-    assert main(["prepare", "configs/prepare.txt", MODE]) == ExitCode.OK
+    assert main(["prepare", OWN_CONFIG, MODE]) == ExitCode.OK
     assert (repo / "lite_data" / "built").read_text() == "yes"
     assert "built the set" in (repo / out_dir("mobilenet_v3_small") / "prepare.log").read_text()
-    assert "PASSED in " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "this project's generator for test_tipc/configs/mobilenet_v3_small" in out
+    assert "PASSED (exit code 0) in " in out
 
 
 def test_prepare_fails_when_the_registered_script_is_missing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["prepare", "configs/prepare.txt", MODE]) == ExitCode.FAILED
+    _own_config(repo)
+    assert main(["prepare", OWN_CONFIG, MODE]) == ExitCode.FAILED
     assert "preparation script lite_data/make_cls_lite.py not found" in capsys.readouterr().err
+
+
+def test_prepare_keys_generators_by_folder_not_model_name(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # configs/prepare.txt says model_name mobilenet_v3_small, like one of our models; it does not live where ours do.
+    assert main(["prepare", "configs/prepare.txt", MODE]) == ExitCode.OK
+    assert "mobilenet_v3_small (lite_train_lite_infer) needs no data preparation" in capsys.readouterr().out
+
+
+def _repository_prepare(repo: Path, body: str) -> None:
+    script = repo / "test_tipc" / "prepare.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(body)
+
+
+def test_prepare_runs_the_repositorys_own_script_with_config_and_mode(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _own_config(repo)  # even where our own configs would live: a repository with its own prepare.sh is not ours
+    _repository_prepare(repo, 'echo "args: $1 $2" > prepared.txt\necho preparing\n')
+    assert main(["prepare", OWN_CONFIG, MODE]) == ExitCode.OK
+    assert (repo / "prepared.txt").read_text() == f"args: {OWN_CONFIG} {MODE}\n"
+    out = capsys.readouterr().out
+    assert f"the repository's test_tipc/prepare.sh: bash test_tipc/prepare.sh {OWN_CONFIG} {MODE}" in out
+    log = repo / out_dir("mobilenet_v3_small") / "prepare.log"
+    assert f"PASSED (exit code 0) in " in out and f"log: {log}" in out
+    assert "preparing" in log.read_text()
+
+
+def test_prepare_reports_the_scripts_exit_status_and_network_failures(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repository_prepare(repo, "echo 'Resolving example.invalid... failed: Name or service not known.' >&2\nexit 4\n")
+    assert main(["prepare", "configs/ok.txt", MODE]) == ExitCode.FAILED
+    captured = capsys.readouterr()
+    assert "FAILED (exit code 4) in " in captured.out
+    assert ("tipc prepare: download or package-index failure in the log: Resolving example.invalid... failed: "
+            "Name or service not known.") in captured.err
+
+
+def test_prepare_reports_network_failures_even_when_the_script_exits_0(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repository_prepare(repo, "echo 'wget: unable to resolve host address x.invalid'\ntrue\n")
+    assert main(["prepare", "configs/ok.txt", MODE]) == ExitCode.OK
+    assert "failure in the log: wget: unable to resolve host address x.invalid" in capsys.readouterr().err
+
+
+def test_prepare_never_runs_this_projects_drop_in_from_itself(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(PROJECT / "test_tipc", repo / "test_tipc", ignore=shutil.ignore_patterns("configs", "output"))
+    assert main(["prepare", "configs/ok.txt", MODE]) == ExitCode.OK
+    assert "needs no data preparation" in capsys.readouterr().out
 
 
 # --- drop-in bash entry points -------------------------------------------------------------------------------------

@@ -62,8 +62,12 @@ def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
             proc.communicate()
 
 
+def out_dir_rel(model: str) -> str:
+    return f"test_tipc/output/{model}/{MODE}"
+
+
 def step_log(root: Path, model: str = "toy_sleep") -> Path:
-    return out_dir(root, model) / f"{CHAIN}.log"
+    return out_dir(root, model) / f"{CHAIN}_train.log"
 
 
 def started(root: Path, pidfile: Path) -> bool:
@@ -78,10 +82,9 @@ def assert_true_record(root: Path, sig: signal.Signals) -> None:
     lines = (out_dir(root, "toy_sleep") / "results_python.log").read_text().splitlines()
     assert len(lines) == len(STEPS_OF_SLEEP)
     assert lines[0].startswith("Run failed with command - toy_sleep - ")
-    assert lines[0].endswith(f"2>&1! reason: interrupted by {sig.name}")
+    assert lines[0].endswith(f" - {out_dir_rel('toy_sleep')}/{CHAIN}_train.log!")  # status - model - command - log
     for line in lines[1:]:
         assert line.startswith("Run skipped with command - toy_sleep - ")
-        assert line.endswith(f"! reason: not run: the run was interrupted by {sig.name}")
     records = [json.loads(x) for x in (out_dir(root, "toy_sleep") / "results.jsonl").read_text().splitlines()]
     assert [(r["step"], r["status"]) for r in records] == [
         ("train", "failed"),

@@ -61,7 +61,9 @@ def test_tutorial_cpu_chain_commands() -> None:
     assert cpu.command.argv == ("python3", "deploy/infer.py", "--use-gpu=False", f"--model-dir={save}",
                                 "--batch-size=2", "--img-path=./lite_data/toy/demo", "--benchmark=False")
     assert cpu.needs == ("export",)
-    assert cpu.command.log_path == f"{save}/python_infer_cpu_batchsize_2.log"
+    # Beside the chain's output folder, never inside it: commands use that folder (harness/collisions.py).
+    logs = f"{OUT}/toy_cls/lite_train_lite_infer/logs/norm_train_gpus_-1_autocast_False_nodes_1"
+    assert cpu.command.log_path == f"{logs}/python_infer_cpu_batchsize_2.log"
     assert chain.step("infer_gpu_bs_1").requires == (Requirement.GPU,)
     assert chain.step("infer_gpu_bs_1").command.env == ()  # GPU inference of a CPU chain sees the GPUs
     assert cpu.command.env == (("CUDA_VISIBLE_DEVICES", ""),)

@@ -11,6 +11,7 @@ import pytest
 
 from harness import reports
 from harness.config import load_config
+from harness.status import parse_results_line
 from harness.plan import PlanOptions, build_plan
 from harness.pytest_plugin import shard_chains
 
@@ -178,7 +179,7 @@ def test_outcomes_skip_reasons_and_failure_report(project: Project) -> None:
         ]
     )
     # repr_failure: command, exit code, log path and the log's last 30 lines; no Python traceback.
-    log = f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1.log"
+    log = f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log"
     result.stdout.fnmatch_lines(
         [
             "*broken norm_train_gpus_-1_autocast_False_nodes_1 train*",
@@ -202,9 +203,9 @@ def test_the_run_writes_the_results_log_and_per_command_logs(project: Project) -
     lines = (out / "results_python.log").read_text().splitlines()
     assert len(lines) == 4
     assert lines[0].startswith("Run failed with command - broken - env CUDA_VISIBLE_DEVICES='' python3 scripts/fail.py")
-    assert lines[0].endswith("! reason: exit code 3")
+    assert lines[0].endswith(f" - test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log!")
     assert all(line.startswith("Run skipped with command - broken - ") for line in lines[1:])
-    assert "fail.py line 40" in (out / "norm_train_gpus_-1_autocast_False_nodes_1.log").read_text()
+    assert "fail.py line 40" in (out / "norm_train_gpus_-1_autocast_False_nodes_1_train.log").read_text()
     records = reports.records_from_run_dir(project.path / "test_tipc" / "output", root=project.path)
     assert [(r.step, r.status) for r in records] == [
         ("train", "failed"),
@@ -229,7 +230,7 @@ def test_junit_properties_carry_the_step(project: Project) -> None:
     assert props["kind"] == "train"
     assert props["returncode"] == "3"
     assert props["status"] == "failed"
-    assert props["log_path"] == f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1.log"
+    assert props["log_path"] == f"test_tipc/output/broken/{LITE}/norm_train_gpus_-1_autocast_False_nodes_1_train.log"
     assert (props["command"] or "").startswith("env CUDA_VISIBLE_DEVICES='' python3 scripts/fail.py ")
     assert float(props["duration_s"] or "x") > 0
     skipped = {p.get("name"): p.get("value") for p in cases["eval"].iter("property")}
@@ -328,7 +329,9 @@ def test_configs_sharing_a_model_name_write_their_own_logs(project: Project) -> 
         lines = (out / "results_python.log").read_text().splitlines()
         assert len(lines) == 4
         for line in lines:
-            log = line.split(" > ", 1)[1].split(" 2>&1!", 1)[0]
+            parsed = parse_results_line(line)
+            assert parsed is not None, line
+            log = parsed.log_path
             output = (project.path / log).read_text().split("# " + "-" * 70 + "\n", 1)[1]
             assert f"ok.py --who={folder}" in output, (line, output)
             other = "twin_b" if folder == "twin_a" else "twin_a"
@@ -398,3 +401,83 @@ def test_shard_chains_is_balanced_and_order_independent() -> None:
     loads = [sum(w for k, w in chains if k in shard) for shard in shards]
     assert abs(loads[0] - loads[1]) <= 1.0
     assert shard_chains(chains[:1], 3) == (("a",), (), ())
+
+
+# --------------------------------------------------------------------------- any repository: kinds, ini, entry point
+
+OTHER_KINDS = {
+    "serving_infer_python.txt": "serving",
+    "serving_infer_cpp.txt": "serving",
+    "inference_cpp.txt": "cpp",
+    "lite_arm_cpu_cpp.txt": "lite",
+    "paddle2onnx_infer_python.txt": "paddle2onnx",
+}
+
+
+def _other_kinds(project: Project) -> None:
+    folder = project.path / "test_tipc" / "configs" / "alpha"
+    for name in OTHER_KINDS:  # another script's layout: parsing them as train_infer_python would fail
+        (folder / name).write_text("===========================serving_params===========================\nx\n")
+    (folder / "train_ptq_infer_python.txt").write_text(
+        "===========================ptq_params===========================\nmodel_name:alpha\npython:python3\n"
+    )
+
+
+def test_other_config_kinds_are_reported_once_never_a_collection_error(project: Project) -> None:
+    config = project.add("alpha")
+    _other_kinds(project)
+    result = project.run("--collect-only", "-q")
+    assert result.ret == 0
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids == [node(config, chain, step) for chain in ALPHA_CHAINS for step in STEPS]
+    notes = [line for line in result.outlines if line.startswith("tipc: ") and "not handled" in line]
+    assert notes == [
+        "tipc: 6 config(s) of kinds not handled by the train/inference python harness: cpp (1), lite (1), "
+        "paddle2onnx (1), ptq (1), serving (2) (not collected)"
+    ]
+    assert "error" not in result.stdout.str().lower()
+
+
+def test_ini_options_configure_the_run(project: Project) -> None:
+    config = project.add("alpha")
+    shutil.copyfile(project.path / config, project.path / "test_tipc" / "configs" / "alpha" / "extra_config.txt")
+    project.pytester.makeini(
+        "[pytest]\naddopts = --strict-markers --strict-config\n"
+        "tipc_config_glob = extra_*.txt\ntipc_mode = lite_train_whole_infer\ntipc_flavor = tutorial\n"
+        "tipc_timeout = 30\ntipc_python = python3\n"
+    )
+    ids = project.collected()
+    assert ids and all(i.startswith("test_tipc/configs/alpha/extra_config.txt::lite_train_whole_infer::") for i in ids)
+    # The command line wins over the ini file.
+    assert all("::whole_infer::" in i for i in project.collected("--tipc-mode", "whole_infer"))
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("tipc_timeout = soon", "tipc_timeout: expected a positive number of seconds, got 'soon'"),
+    ("tipc_mode = fast_train", "tipc_mode: unknown mode 'fast_train'"),
+])
+def test_bad_ini_values_are_usage_errors(project: Project, line: str, message: str) -> None:
+    project.add("alpha")
+    project.pytester.makeini(f"[pytest]\n{line}\n")
+    result = project.run("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def _autoloaded(project: Project, *args: str) -> pytest.RunResult:
+    env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": ""}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.delenv(key, raising=False) if not value else patch.setenv(key, value)
+        return project.pytester.runpytest_subprocess(*args)
+
+
+def test_installing_the_package_is_enough_no_dash_p(project: Project) -> None:
+    config = project.add("alpha")
+    project.pytester.makeini("[pytest]\n")  # a foreign repository: no plugin option anywhere
+    result = _autoloaded(project, "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    assert [line for line in result.outlines if "::" in line][0] == node(config, ALPHA_CHAINS[0], "train")
+    # Naming the plugin as well, as earlier docs said, finds it registered: no "registered under a different name".
+    again = _autoloaded(project, "--collect-only", "-q", "-p", "harness.pytest_plugin", "-p", "no:cacheprovider")
+    assert again.ret == 0, again.stdout.str() + again.stderr.str()

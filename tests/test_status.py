@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.status import ResultsLog, StepResult, StepStatus, results_line, run_succeeded, summary_table, totals_line
+from harness.status import (
+    ResultsLine,
+    ResultsLog,
+    StepResult,
+    StepStatus,
+    parse_results_line,
+    reference_results_line,
+    results_line,
+    run_succeeded,
+    start_fresh,
+    summary_table,
+    totals_line,
+)
 
 CMD = "python3.7 tools/train.py -o Global.epochs=2"
 LOG = "test_tipc/output/toy/lite_train_lite_infer/norm_train_gpus_0.log"
@@ -30,25 +42,68 @@ def result(status: StepStatus, *, name: str = "train", reason: str = "", duratio
 
 
 @pytest.mark.parametrize(
-    ("status", "reason", "line"),
+    ("status", "reason", "word"),
     [
-        (StepStatus.PASSED, "", f"Run successfully with command - toy - {CMD} > {LOG} 2>&1!"),
-        (StepStatus.FAILED, "exit code 1", f"Run failed with command - toy - {CMD} > {LOG} 2>&1! reason: exit code 1"),
-        (
-            StepStatus.TIMEOUT,
-            "timed out after 5 s",
-            f"Run failed with command - toy - {CMD} > {LOG} 2>&1! reason: timed out after 5 s",
-        ),
-        (
-            StepStatus.ERROR,
-            "executable not found: x",
-            f"Run failed with command - toy - {CMD} > {LOG} 2>&1! reason: executable not found: x",
-        ),
-        (StepStatus.SKIPPED, "no CUDA device", f"Run skipped with command - toy - {CMD}! reason: no CUDA device"),
+        (StepStatus.PASSED, "", "successfully"),
+        (StepStatus.FAILED, "exit code 1", "failed"),
+        (StepStatus.TIMEOUT, "timed out after 5 s", "failed"),
+        (StepStatus.ERROR, "executable not found: x", "failed"),
+        (StepStatus.SKIPPED, "no CUDA device", "skipped"),
     ],
 )
-def test_results_line(status: StepStatus, reason: str, line: str) -> None:
-    assert results_line("toy", result(status, reason=reason)) == line
+def test_results_line_is_status_model_command_log(status: StepStatus, reason: str, word: str) -> None:
+    line = results_line("toy", result(status, reason=reason))
+    assert line == f"Run {word} with command - toy - {CMD} - {LOG}!"
+    # The contract: split on " - " as Paddle's tooling does.
+    assert line.split(" - ") == [f"Run {word} with command", "toy", CMD, f"{LOG}!"]
+    parsed = parse_results_line(line)
+    assert parsed == ResultsLine(status=word, model="toy", command=CMD, log_path=LOG)
+
+
+STEP6_TRAIN = (
+    "mobilenet_v3_small - python3.7 train.py --output-dir=./test_tipc/output/mobilenet_v3_small/lite_train_lite_infer/"
+    "norm_train_gpus_-1_autocast_False_nodes_1.log --epochs=5   --batch-size=4!  "
+)
+STEP6_EVAL = (
+    "mobilenet_v3_small - python3.7 train.py --test-only --pretrained=./o/x.log/latest.pdparams > ./o/x_eval.log 2>&1 !  "
+)
+
+
+def test_reference_results_line_is_the_scripts_bytes() -> None:
+    passed = reference_results_line(result(StepStatus.PASSED), STEP6_TRAIN)
+    assert passed == f"\x1b[33m Run successfully with command - {STEP6_TRAIN}\x1b[0m"
+    failed = reference_results_line(result(StepStatus.TIMEOUT, reason="timed out"), STEP6_EVAL)
+    assert failed == f"\x1b[33m Run failed with command - {STEP6_EVAL}\x1b[0m"
+    assert reference_results_line(result(StepStatus.SKIPPED, reason="needs train"), STEP6_EVAL) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (  # Step6 train: no log
+            f"\x1b[33m Run successfully with command - {STEP6_TRAIN}\x1b[0m",
+            ResultsLine(status="successfully", model="mobilenet_v3_small", log_path="",
+                        command="python3.7 train.py --output-dir=./test_tipc/output/mobilenet_v3_small/"
+                        "lite_train_lite_infer/norm_train_gpus_-1_autocast_False_nodes_1.log --epochs=5   --batch-size=4"),
+        ),
+        (  # Step6 eval: the redirection names the log
+            f"\x1b[33m Run failed with command - {STEP6_EVAL}\x1b[0m",
+            ResultsLine(status="failed", model="mobilenet_v3_small", log_path="./o/x_eval.log",
+                        command="python3.7 train.py --test-only --pretrained=./o/x.log/latest.pdparams"),
+        ),
+        (  # PaddleClas: redirection and a " - <log>" suffix
+            "\x1b[33m Run successfully with command - M - python3.7 tools/eval.py -o a=b > /r/e.log 2>&1  - /r/e.log  \x1b[0m",
+            ResultsLine(status="successfully", model="M", command="python3.7 tools/eval.py -o a=b", log_path="/r/e.log"),
+        ),
+        (  # written before the format became a contract
+            f"Run failed with command - toy - {CMD} > {LOG} 2>&1! reason: exit code 1",
+            ResultsLine(status="failed", model="toy", command=CMD, log_path=LOG, reason="exit code 1"),
+        ),
+        ("epoch 1 loss 0.3", None),
+    ],
+)
+def test_parse_results_line(line: str, expected: ResultsLine | None) -> None:
+    assert parse_results_line(line) == expected
 
 
 def test_results_log_appends_exact_lines(tmp_path: Path) -> None:
@@ -58,12 +113,29 @@ def test_results_log_appends_exact_lines(tmp_path: Path) -> None:
     with ResultsLog(path, model_name="toy") as log:
         written = log.write(result(StepStatus.PASSED))
         log.write(result(StepStatus.SKIPPED, name="infer", reason="needs export, which failed"))
+        assert log.write(result(StepStatus.SKIPPED, name="infer"), reference_line=STEP6_EVAL) == ""
+        log.write(result(StepStatus.PASSED), reference_line=STEP6_TRAIN)
     assert written == results_line("toy", result(StepStatus.PASSED))
     assert path.read_text().splitlines() == [
         "line from an earlier run",
-        f"Run successfully with command - toy - {CMD} > {LOG} 2>&1!",
-        f"Run skipped with command - toy - {CMD}! reason: needs export, which failed",
+        f"Run successfully with command - toy - {CMD} - {LOG}!",
+        f"Run skipped with command - toy - {CMD} - {LOG}!",
+        f"\x1b[33m Run successfully with command - {STEP6_TRAIN}\x1b[0m",
     ]
+
+
+def test_each_run_starts_a_fresh_file_and_keeps_the_previous(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "results_python.log"
+    for run, worker in (("run1", "a"), ("run1", "b"), ("run2", "a")):
+        log = ResultsLog(path, model_name="toy", run_id=run)
+        log.write_line(f"{run} {worker}")
+        log.close()
+    assert path.read_text() == "run2 a\n"
+    assert path.with_name("results_python.log.prev").read_text() == "run1 a\nrun1 b\n"  # workers of one run share it
+    assert start_fresh(path, "run2") is False
+    assert start_fresh(path, "run3") is True
+    assert not path.exists()
+    assert path.with_name("results_python.log.prev").read_text() == "run2 a\n"
 
 
 def test_results_log_creates_folders_and_reopens(tmp_path: Path) -> None:

@@ -103,8 +103,13 @@ def _train_chain(ctx: PlanContext, trainer: str, autocast: str, placement: Place
     # Paddle3D names its train folder without "_nodes_1" (its logs keep it).
     folder = stem if flavor.folder_nodes_suffix or placement.nodes > 1 else stem.rsplit("_nodes_", 1)[0]
     save_log = f"{ctx.out}/{folder}"
-    if ctx.quirks and flavor.save_log_dot_log:
-        save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
+    train_log = f"{ctx.out_rel}/{stem}.log"
+    if flavor.save_log_dot_log:
+        # Step6's script never redirects train output and makes "<stem>.log" a folder: the harness's train log
+        # takes another name in both modes, so a --quirks run's folder never blocks a later default run's log.
+        train_log = f"{ctx.out_rel}/{stem}_train.log"
+        if ctx.quirks:
+            save_log += ".log"  # Q5.5: Step6 names the train output folder "<stem>.log"
     chain_id = safe_name(stem)
     chain_dir_rel = f"{ctx.out_rel}/{folder}"
     use_gpu_param = param(r.use_gpu_train.key, use_gpu_value) if use_gpu_value else ""
@@ -116,7 +121,7 @@ def _train_chain(ctx: PlanContext, trainer: str, autocast: str, placement: Place
         weights = f"{save_log}/{last}/{r.train_model_name.value}"
     else:
         argv = train_argv(ctx, Piece(run_train, train_line), autocast, placement, save_log, use_gpu_param)
-        steps.append(ctx.step("train", StepKind.TRAIN, argv, f"{ctx.out_rel}/{stem}.log", placement.train_env,
+        steps.append(ctx.step("train", StepKind.TRAIN, argv, train_log, placement.train_env,
                               (), placement.requires, train_line, tags))
         weights = weights_path(ctx, save_log)
     train_name = steps[-1].name
@@ -170,8 +175,9 @@ def _eval_steps(ctx: PlanContext, weights: str, use_gpu_param: str, stem: str, p
 
 def _infer_log_dir(ctx: PlanContext, chain_dir_rel: str) -> str:
     # The scripts write every chain's inference logs into the mode folder, where later chains overwrite
-    # them; fixed: each chain's inference logs live in its own folder.
-    return ctx.out_rel if ctx.quirks else chain_dir_rel
+    # them; fixed: each chain's inference logs live in a folder of their own, beside (never inside) the
+    # chain's output folder, which commands use (harness/collisions.py).
+    return ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{posixpath.basename(chain_dir_rel)}"
 
 
 def _tutorial_whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:

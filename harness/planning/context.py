@@ -14,6 +14,7 @@ from harness.errors import ConfigError
 from harness.flavors import Flavor
 from harness.planning.options import LEGACY_MODES, MODES, VALUE_MODES, PlanOptions
 from harness.planning.roles import Piece, Role, RoleView, resolve_roles
+from harness.reference_text import bash_join, reference_text
 from harness.steps import Requirement, Step, StepKind
 from harness.values import line_of_fragment
 
@@ -82,6 +83,7 @@ class PlanContext:
         else:
             self.out = out
         self.out_rel = out  # where logs go, relative to the run root
+        self.texts: dict[tuple[str, ...], str] = {}  # argv words -> the text bash built them from (--quirks lines)
 
     def error(self, role: Role, msg: str) -> ConfigError:
         return ConfigError(self.config.path, role.line, msg)
@@ -143,6 +145,7 @@ class PlanContext:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
                 line = item.line or line_of_fragment(self.config, item.text)  # a glued key=value piece
                 raise ConfigError(self.config.path, line, msg) from None
+        self.texts[tuple(out)] = bash_join(pieces)
         return tuple(out)
 
     def check_bool(self, role: Role, values: Sequence[str], *, extra: tuple[str, ...] = ()) -> None:
@@ -171,7 +174,10 @@ class PlanContext:
     ) -> Step:
         if cwd is None:
             cwd = self.flavor.infer_cwd if kind is StepKind.INFER else "."
-        command = Command(argv=argv, cwd=cwd, env=env, timeout_s=self.options.timeout_s, log_path=log)
+        shown = reference_text(argv, self.texts, kind=kind, log=log, log_dir=(self.out_rel, self.out),
+                               model_name=self.model_name, flavor=self.flavor.name) if self.quirks else ""
+        command = Command(argv=argv, cwd=cwd, env=env, timeout_s=self.options.timeout_s, log_path=log,
+                          reference_line=shown)
         return Step(name=name, kind=kind, command=command, needs=tuple(n for n in needs if n), requires=requires,
                     line=line, tags=tuple(dict.fromkeys((str(kind), *tags))))
 

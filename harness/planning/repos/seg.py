@@ -108,7 +108,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
 
 
 def _log_dir(ctx: PlanContext, stem: str) -> str:
-    return ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{stem}"
+    return ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{stem}"  # beside the chain folder (collisions.py)
 
 
 def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:

@@ -88,7 +88,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
     steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
                           placement.step_env, ("train",), placement.requires, export.line, tags))
     target = InferTarget(model_dir=job.save_log, image_dir=r.infer_img.value, quant=quant, gpu=placement.gpu,
-                         needs="export", log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{job.stem}",
+                         needs="export", log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{job.stem}",
                          env=placement.step_env, chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
@@ -118,7 +118,7 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
             flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
         target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=flag == "True", gpu="",
                              needs=steps[-1].name if steps else "",
-                             log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{chain_id}", env=(),
+                             log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{chain_id}", env=(),
                              chain_requires=(), trainer="norm_train", tags=("norm_train",))
         steps.extend(_inference(ctx, target, flag))
         out.append(model_chain(ctx, chain_id, steps))
