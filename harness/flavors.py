@@ -87,6 +87,7 @@ class Flavor:
     cpu_quant_needs_mkldnn: bool = False  # 6.2: 3D skips CPU runs of a quantized model without mkldnn
     infer_log_gpu_id: bool = False  # Clas inference log names carry gpus_<g>
     whole_infer_klquant_only: bool = False  # 7.1 (quirk mode)
+    whole_infer_null_model_runs: bool = False  # 9.17 (quirk mode): PaddleGAN infers from a folder named "null"
     whole_infer_export_beside_weights: bool = False  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
     # The script model that builds the chains: "tipc" (the Step6/Clas/3D/GAN family, driven by the fields above)
     # or a repository whose script builds commands in its own shape (harness/planning/repos/<name>.py); those
@@ -272,6 +273,7 @@ FLAVORS: dict[str, Flavor] = {
             cpu_quant_needs_mkldnn=True,
             infer_log_gpu_id=False,
             whole_infer_klquant_only=False,
+            whole_infer_null_model_runs=True,
             whole_infer_export_beside_weights=True,
         ),
         Flavor(

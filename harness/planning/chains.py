@@ -204,7 +204,8 @@ def _full_whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
     exports = r.infer_export.items
     chains: list[Chain] = []
     for position, infer_model in enumerate(models):
-        if not infer_model or infer_model == "null":
+        null_runs = ctx.quirks and ctx.flavor.whole_infer_null_model_runs  # Q9.17
+        if not infer_model or (infer_model == "null" and not null_runs):
             ctx.notes.append(f"line {r.infer_model.line}: infer_model is null: whole_infer runs nothing")
             continue
         export = exports[position] if position < len(exports) else ""
@@ -230,7 +231,8 @@ def _full_whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
         if not model_dir.startswith(("/", "{")) and ctx.flavor.infer_cwd != ".":
             # Inference runs from deploy/ (Q5.10): a repo-relative model dir must be seen from there.
             model_dir = posixpath.relpath(posixpath.normpath(model_dir), ctx.flavor.infer_cwd)
-        target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=r.infer_quant.value == "True",
+        target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value,
+                             quant=r.infer_quant.value == "True" and not beside, quant_unset=beside,
                              gpu="0", needs=steps[-1].name if steps else "",
                              log_dir=_infer_log_dir(ctx, f"{ctx.out_rel}/{chain_id}"), env=(), chain_requires=(),
                              trainer="norm_train", tags=("norm_train",))

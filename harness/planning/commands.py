@@ -126,7 +126,8 @@ def train_argv(ctx: PlanContext, script: Piece, autocast: str, placement: Placem
     param1 = param(r.param1.key, r.param1.value)
     amp = autocast_words(ctx, autocast)
     if flavor.train_args in (TrainArgs.PADDLE3D, TrainArgs.PADDLEGAN):
-        if ctx.quirks and placement.multi and not placement.multi_node_order and flavor.train_args is TrainArgs.PADDLE3D:
+        drops_save = flavor.train_args is TrainArgs.PADDLE3D  # PaddleGAN's multi-GPU command keeps it
+        if ctx.quirks and placement.multi and not placement.multi_node_order and drops_save:
             # Q5.3: the 3D multi-GPU command drops save_model and repeats train_param1.
             pieces = [script, param1, epoch, pretrain, batch, amp, param1]
         elif ctx.quirks and placement.multi_node_order:

@@ -27,6 +27,7 @@ class InferTarget:
     trainer: str
     tags: tuple[str, ...]
     compare: bool = True
+    quant_unset: bool = False  # Q6.5: the script passed no quant flag, so no quantization skip rule applies
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -189,7 +190,7 @@ def _gpu_grid(grid: Grid, use_gpu: str) -> None:
     for trt in trts:
         for precision in r.precision.items or ("",):
             prec = _precision_name(precision)
-            if _skip_gpu_combo(ctx, trt, precision, prec, grid.target.quant):
+            if _skip_gpu_combo(ctx, trt, precision, prec, grid.target):
                 continue
             for batch in r.infer_batch.items or ("",):
                 log = (f"{grid.target.log_dir}/python_infer_gpu_{gpus}usetrt_{trt}_precision_{precision}"
@@ -204,9 +205,12 @@ def _gpu_grid(grid: Grid, use_gpu: str) -> None:
                 grid.add(name, ctx.words(pieces), log, requires, prec, ("gpu", prec))
 
 
-def _skip_gpu_combo(ctx: PlanContext, trt: str, precision: str, prec: str, quant: bool) -> bool:
+def _skip_gpu_combo(ctx: PlanContext, trt: str, precision: str, prec: str, target: InferTarget) -> bool:
     """The reference skip rules for GPU inference (Q6.2), and the fixed general rule."""
+    quant = target.quant
     rule = ctx.flavor.gpu_skip if ctx.quirks else GpuSkip.GENERAL
+    if rule is GpuSkip.PADDLE3D and target.quant_unset:
+        return prec in ("fp16", "int8") and trt == "False"  # Q6.5: only the TensorRT rule needs no flag
     if rule is GpuSkip.PADDLECLAS:
         return precision == "True" and trt == "False"
     if rule is GpuSkip.PADDLE3D:

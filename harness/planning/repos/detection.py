@@ -21,7 +21,8 @@ _DEFORMABLE_OP_MODELS = ("dino_r50_4scale_1x_coco",)
 def chains(ctx: PlanContext) -> tuple[Chain, ...]:
     if ctx.mode in ("whole_infer", "klquant_whole_infer"):
         return _whole_infer(ctx)
-    return train_jobs(ctx, lambda job: _train_steps(ctx, job))
+    state = {"position": "", "use_gpu": ""}
+    return train_jobs(ctx, lambda job: _train_steps(ctx, job, state))
 
 
 def _trainer_lines(ctx: PlanContext, trainer: str) -> tuple[Role, Role, bool, str] | None:
@@ -40,8 +41,28 @@ def _trainer_lines(ctx: PlanContext, trainer: str) -> tuple[Role, Role, bool, st
     return None
 
 
-def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
+def _pipe_cut(ctx: PlanContext, pieces: list[Piece | str]) -> list[Piece | str]:
+    """Q9.20: a quoted ``eval "${cmd} > log"`` makes a ``|`` in the command a pipe: the call ends there."""
+    if not ctx.quirks:
+        return pieces
+    out: list[Piece | str] = []
+    for piece in pieces:
+        text = piece.text if isinstance(piece, Piece) else piece
+        if "|" in text:
+            head = text.split("|", 1)[0]
+            out.append(Piece(head, piece.line) if isinstance(piece, Piece) else head)
+            break
+        out.append(piece)
+    return out
+
+
+def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list[Step] | None:
     r = ctx.roles
+    if state["position"] != str(job.position):
+        # use_gpu is set per gpu_list entry (False for -1); Q9.19: the inference loop reuses the variable, so a
+        # later trainer/autocast of the same entry trains with the last inference device; fixed: the train value.
+        state["position"] = str(job.position)
+        state["use_gpu"] = "False" if job.placement.gpu == "-1" else r.use_gpu_train.value
     lines = _trainer_lines(ctx, job.trainer)
     if lines is None:
         ctx.notes.append(f"trainer {job.trainer!r} matches no trainer key: not run")
@@ -50,7 +71,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
     if train.value == "null" or not train.value:
         return None
     placement = job.placement
-    use_gpu = "False" if placement.gpu == "-1" else r.use_gpu_train.value
+    use_gpu = state["use_gpu"] if ctx.quirks else ("False" if placement.gpu == "-1" else r.use_gpu_train.value)
     filename = param("filename", ctx.model_name)
     amp_level, amp = {"amp": ("amp_level=O1", "--amp"), "fp16": ("amp_level=O2", "--amp")}.get(job.autocast, ("", ""))
     fixed = "LearningRate.base_lr=0.0001 log_iter=1" if not placement.multi else "log_iter=1"
@@ -68,13 +89,14 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
         steps.append(ctx.step("build_op", StepKind.SETUP, (ctx.python, "setup_ms_deformable_attn_op.py", "install"),
                               f"{ctx.out_rel}/{job.stem}_build_op.log", (), (), (), train.line, tags,
                               cwd="ppdet/modeling/transformers/ext_op"))
-    argv = (ctx.python, *placement.launcher, *ctx.words(pieces, ifs_pipe=False))
+    argv = (ctx.python, *placement.launcher, *ctx.words(_pipe_cut(ctx, pieces), ifs_pipe=False))
     steps.append(ctx.step("train", StepKind.TRAIN, argv, f"{ctx.out_rel}/{job.stem}.log", placement.train_env,
                           (steps[-1].name if steps else "",), placement.requires, train.line, tags))
     weights = set_param(r.export_weight, f"{job.save_log}/{ctx.model_name}/{r.train_model_name.value}")
     if r.eval.value not in ("null", ""):
-        argv = (ctx.python, *ctx.words([r.eval.piece, weights, set_param(r.use_gpu_train, use_gpu),
-                                        set_param(r.eval_param1, r.eval_param1.value)], ifs_pipe=False))
+        argv = (ctx.python, *ctx.words(_pipe_cut(ctx, [r.eval.piece, weights, set_param(r.use_gpu_train, use_gpu),
+                                                        set_param(r.eval_param1, r.eval_param1.value)]),
+                                       ifs_pipe=False))
         steps.append(ctx.step("eval", StepKind.EVAL, argv, f"{ctx.out_rel}/{job.stem}_eval.log", placement.step_env,
                               ("train",), placement.requires, r.eval.line, tags))
     if export.value in ("null", ""):
@@ -84,7 +106,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
         argv = (ctx.python, *ctx.words([export.piece, weights, filename, "export_onnx=True", save]))
         steps.append(ctx.step("export_onnx", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_onnx_export.log",
                               placement.step_env, ("train",), placement.requires, export.line, tags))
-    argv = (ctx.python, *ctx.words([export.piece, weights, filename, save], ifs_pipe=False))
+    argv = (ctx.python, *ctx.words(_pipe_cut(ctx, [export.piece, weights, filename, save]), ifs_pipe=False))
     steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
                           placement.step_env, ("train",), placement.requires, export.line, tags))
     target = InferTarget(model_dir=f"{job.save_log}/{ctx.model_name}", image_dir=r.train_infer_img.value,
@@ -92,6 +114,8 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
                          env=placement.step_env, chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
+    if r.infer_use_gpu.items:
+        state["use_gpu"] = r.infer_use_gpu.items[-1]  # Q9.19: left over from the inference loop
     return steps
 
 
