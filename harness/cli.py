@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from harness import __version__, matrix, reports
+from harness import __version__, matrix, parity, reports
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reports.register_cli(sub)
     matrix.register_cli(sub)
+    parity.register_cli(sub)
     return parser
 
 
