@@ -7,7 +7,6 @@ import concurrent.futures
 import dataclasses
 import difflib
 import enum
-import hashlib
 import json
 import os
 import re
@@ -353,20 +352,63 @@ def _pair_differences(index: int, left: Cmd, right: Cmd) -> list[Difference]:
     out = []
     if left.cwd != right.cwd:
         out.append(Difference(kind=DiffKind.CWD, index=index, left=left, right=right))
-    matcher = difflib.SequenceMatcher(None, left.argv, right.argv, autojunk=False)
+    lunits, runits = _units(left.argv), _units(right.argv)
+    matcher = difflib.SequenceMatcher(None, lunits, runits, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            out.append(
-                Difference(
-                    kind=DiffKind.WORDS,
-                    index=index,
-                    left=left,
-                    right=right,
-                    removed=left.argv[i1:i2],
-                    added=right.argv[j1:j2],
-                )
-            )
+        if tag == "equal":
+            continue
+        # Inside a changed stretch, an option present on both sides (same key) is one changed flag; the others
+        # are flags only one side has. So `-o A=1 -o B=2` -> `-o A=3` reads as A changed and B removed.
+        added = list(runits[j1:j2])
+        hunks: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        for unit in lunits[i1:i2]:
+            partner = next((a for a in added if _unit_key(a) == _unit_key(unit)), None)
+            if partner is None:
+                hunks.append((unit, ()))
+            else:
+                added.remove(partner)
+                hunks.append((unit, partner))
+        hunks += [((), unit) for unit in added]
+        out += [
+            Difference(kind=DiffKind.WORDS, index=index, left=left, right=right, removed=removed, added=plus)
+            for removed, plus in hunks
+        ]
     return out
+
+
+def _units(argv: Sequence[str]) -> list[tuple[str, ...]]:
+    """argv in option units: ``-o Global.epochs=2``, ``-m paddle.distributed.launch``, ``--gpus=0,1``, ``train.py``.
+
+    A word joins the option before it when that option is a bare flag (``-o``, ``-c``, ``-m``): a value such as
+    ``cpu|gpu`` that eval split at its pipes (QUIRKS 8) stays with its option; scripts (``*.py``, ``*.sh``) and
+    words after a ``--key=value`` option stand alone.
+    """
+    units: list[list[str]] = []
+    for word in argv:
+        last = units[-1] if units else None
+        joins = (
+            last is not None
+            and last[0].startswith("-")
+            and "=" not in last[0]
+            and not word.startswith("-")
+            and (len(last) == 1 or not word.endswith((".py", ".sh")))
+        )
+        if joins and last is not None:
+            last.append(word)
+        else:
+            units.append([word])
+    return [tuple(u) for u in units]
+
+
+def _unit_key(unit: tuple[str, ...]) -> tuple[str, ...]:
+    """What names an option unit: its words up to the first ``key=value`` word, of which only the key counts."""
+    key: list[str] = []
+    for word in unit:
+        name, sep, _ = word.partition("=")
+        key.append(name)
+        if sep:
+            break
+    return tuple(key)
 
 
 # --- explanations: QUIRKS id -> recogniser ----------------------------------------------------------------------------
@@ -398,17 +440,24 @@ def _flag(word: str) -> tuple[str, str] | None:
     return (key, value) if sep else None
 
 
-def _same_keys(diff: Difference) -> list[tuple[tuple[str, str], tuple[str, str]]] | None:
-    """Pairs of (key, old value), (key, new value) when a hunk only changes the values of the same flags."""
-    if diff.kind is not DiffKind.WORDS or len(diff.removed) != len(diff.added) or not diff.removed:
+def _unit_value(unit: tuple[str, ...]) -> str:
+    """The value of an option unit: the text after its key's ``=``, and any words after it joined by ``|`` (eval
+    under IFS='|' splits a value at its pipes, so the words are the pieces of one value)."""
+    for i, word in enumerate(unit):
+        _, sep, value = word.partition("=")
+        if sep:
+            return "|".join([value, *unit[i + 1 :]])
+    return ""
+
+
+def _changed_value(diff: Difference) -> tuple[str, str, str] | None:
+    """(key, old value, new value) when a difference changes the value of one option and nothing else."""
+    if diff.kind is not DiffKind.WORDS or not diff.removed or not diff.added:
         return None
-    pairs = []
-    for old, new in zip(diff.removed, diff.added, strict=True):
-        a, b = _flag(old), _flag(new)
-        if a is None or b is None or a[0] != b[0]:
-            return None
-        pairs.append((a, b))
-    return pairs
+    key = _unit_key(diff.removed)
+    if key != _unit_key(diff.added) or "=" not in "".join(diff.removed):
+        return None
+    return " ".join(key), _unit_value(diff.removed), _unit_value(diff.added)
 
 
 def _is(diff: Difference, *kinds: str) -> bool:
@@ -421,47 +470,33 @@ def _autocast_null(diff: Difference, ctx: FixContext) -> bool:
 
 
 def _use_gpu_per_entry(diff: Difference, ctx: FixContext) -> bool:
-    # Q3.4: the whole `a|b` use_gpu value (split at `|` by eval under IFS='|') becomes the gpu_list entry's own value.
-    if diff.kind is not DiffKind.WORDS or len(diff.added) != 1 or not diff.removed:
-        return False
-    new = _flag(diff.added[0])
-    old = _flag(diff.removed[0])
-    if new is None or old is None or new[0] != old[0]:
-        return False
-    alternatives = "|".join([old[1], *diff.removed[1:]]).split("|")
-    return len(alternatives) > 1 and new[1] in alternatives
+    # Q3.4: the whole `a|b` use_gpu value becomes the value at the gpu_list entry's position.
+    change = _changed_value(diff)
+    return change is not None and "|" in change[1] and change[2] in change[1].split("|")
 
 
 def _epochs_by_mode(diff: Difference, ctx: FixContext) -> bool:
     # Q4.3: PaddleClas trains 2 epochs (1 in some cases) whatever the config's per-mode value says.
-    pairs = _same_keys(diff)
-    return (
-        pairs is not None
-        and _is(diff, "train")
-        and all("epoch" in a[0].lower() and a[1] in ("1", "2") for a, _ in pairs)
-    )
+    change = _changed_value(diff)
+    return change is not None and _is(diff, "train") and "epoch" in change[0].lower() and change[1] in ("1", "2")
 
 
 def _batch_size_by_mode(diff: Difference, ctx: FixContext) -> bool:
-    # Q4.4: PaddleClas passes the raw `MODE=v|MODE=v` batch-size value (split into words at `|`); the default passes
-    # the mode's value.
-    if diff.kind is not DiffKind.WORDS or not _is(diff, "train") or len(diff.added) != 1:
-        return False
-    new = _flag(diff.added[0])
-    if new is None:
-        return False
-    raw = "|".join(diff.removed)
-    return raw.startswith(new[0] + "=") and any(f"{mode}=" in raw for mode in MODES)
+    # Q4.4: PaddleClas passes the raw `MODE=v|MODE=v` batch-size value (split into words at `|`); the default
+    # passes the mode's value.
+    change = _changed_value(diff)
+    return (
+        change is not None
+        and _is(diff, "train")
+        and any(f"{mode}=" in change[1] for mode in MODES)
+        and not any(f"{mode}=" in change[2] for mode in MODES)
+    )
 
 
 def _value_with_colons(diff: Difference, ctx: FixContext) -> bool:
     # Q4.6: the reference cuts a value at its second `:`; the default keeps the whole text.
-    pairs = _same_keys(diff)
-    if pairs is not None:
-        return all(b[1].startswith(a[1] + ":") for a, b in pairs)
-    if diff.kind is DiffKind.WORDS and len(diff.removed) == len(diff.added) == 1:
-        return diff.added[0].startswith(diff.removed[0] + ":")
-    return False
+    change = _changed_value(diff)
+    return change is not None and change[2].startswith(change[1] + ":")
 
 
 def _missing_mode_value(diff: Difference, ctx: FixContext) -> bool:
@@ -490,11 +525,8 @@ def _launcher_by_separators(diff: Difference, ctx: FixContext) -> bool:
 
 def _log_suffix_folder(diff: Difference, ctx: FixContext) -> bool:
     # Q5.5: Step6 names the train output folder `<stem>.log`; the default drops the suffix.
-    if diff.kind is not DiffKind.WORDS or len(diff.removed) != len(diff.added) or not diff.removed:
-        return False
-    return all(
-        re.sub(r"\.log(?=/|$)", "", old) == new and old != new for old, new in zip(diff.removed, diff.added, strict=True)
-    )
+    change = _changed_value(diff)
+    return change is not None and change[1] != change[2] and re.sub(r"\.log(?=/|$)", "", change[1]) == change[2]
 
 
 def _export_weights(diff: Difference, ctx: FixContext) -> bool:
@@ -521,6 +553,12 @@ def _train_infer_image(diff: Difference, ctx: FixContext) -> bool:
     return any(
         entry.key == flag[0] and normalise_word(entry.value) == flag[1] for entry in ctx.config.entries if entry.has_colon
     )
+
+
+def _gpu_skip_rule(diff: Difference, ctx: FixContext) -> bool:
+    # Q6.2: the reference scripts' own GPU skip rules give way to the general one (fp16/int8 only with TensorRT, a
+    # quantized model runs int8 only), so GPU inference combinations appear or go.
+    return diff.kind in (DiffKind.MISSING, DiffKind.EXTRA) and _is(diff, "infer") and "::infer_gpu_" in diff.command.step
 
 
 def _duplicate_cpu_inference(diff: Difference, ctx: FixContext) -> bool:
@@ -550,6 +588,7 @@ def _whole_infer_branch(diff: Difference, ctx: FixContext) -> bool:
 FIXES: tuple[Fix, ...] = (
     Fix(id="6.1", summary="CPU inference no longer repeats identical commands per precision", recognise=_duplicate_cpu_inference),
     Fix(id="7.1", summary="whole_infer exports and infers infer_model (kl_quant is klquant_whole_infer's)", recognise=_whole_infer_branch),
+    Fix(id="6.2", summary="GPU inference combinations follow the general skip rule", recognise=_gpu_skip_rule),
     Fix(id="3.3", summary="autocast null adds no -o AMP.use_amp=False", recognise=_autocast_null),
     Fix(id="4.3", summary="epochs follow the mode's value", recognise=_epochs_by_mode),
     Fix(id="4.4", summary="train batch size parsed per mode", recognise=_batch_size_by_mode),
@@ -766,24 +805,6 @@ def _relative_config(repo: Path, config: str) -> str:
         raise HarnessError(msg) from None
 
 
-def tree_digest(root: str | os.PathLike[str]) -> str:
-    """A digest of every file, link and folder under ``root`` (names, modes, contents, link targets)."""
-    digest = hashlib.sha256()
-    base = Path(root)
-    for folder, dirs, files in os.walk(base):
-        dirs.sort()
-        for name in sorted([*dirs, *files]):
-            path = Path(folder) / name
-            rel = path.relative_to(base).as_posix()
-            info = path.lstat()
-            digest.update(f"{rel}\0{info.st_mode:o}\0".encode())
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(os.readlink(path).encode())
-            elif stat.S_ISREG(info.st_mode):
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 # --- rendering and the CLI ------------------------------------------------------------------------------------------
 
 
@@ -804,6 +825,8 @@ def render_table(report: ParityReport) -> str:
             lines.append(f"{where}: error: {case.error}")
         if case.script_status != "passed":
             lines.append(f"{where}: the reference script {case.script_status}: {case.script_reason}")
+        if case.bash_errors:  # informational: the reference scripts print some on configs they do not handle
+            lines.append(f"{where}: note: the script printed {len(case.bash_errors)} bash error(s): {case.bash_errors[0]}")
         for diff in case.quirks_differences:
             lines.append(f"{where}: reference vs --quirks plan, command {diff.index + 1}: {diff.describe()}")
             lines.append(f"    reference: {diff.left.display() if diff.left else '(none)'}")
