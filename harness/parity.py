@@ -63,6 +63,7 @@ _CONFIG_NAME = re.compile(r".*train.*infer_python.*\.txt")
 _BASH_ERROR = re.compile(r": line \d+: ")
 # Not copied into the scratch tree: version control, environments and caches a script never reads.
 _SKIP_NAMES = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
+_LAUNCHER_WORDS = ("-m", "paddle.distributed.launch")
 _CAPTURE_ENV = "TIPC_PARITY_CAPTURE"
 _TREE_ENV = "TIPC_PARITY_TREE"
 ROOT_TOKEN = "{REPO_ROOT}"
@@ -212,7 +213,11 @@ class CaseResult:
             "flavor": self.flavor,
             "ok": self.ok,
             "equal_under_quirks": self.equal_under_quirks,
-            "script": {"status": self.script_status, "reason": self.script_reason, "bash_errors": list(self.bash_errors)},
+            "script": {
+                "status": self.script_status,
+                "reason": self.script_reason,
+                "bash_errors": list(self.bash_errors),
+            },
             "error": self.error or None,
             "reference_commands": [c.to_json() for c in self.reference],
             "other_calls": [c.to_json() for c in self.other_calls],
@@ -304,7 +309,12 @@ def plan_commands(plan: Plan) -> tuple[Cmd, ...]:
     """The commands a plan runs, as the reference script would (compare steps are the harness's own)."""
     return tuple(
         _normalise(
-            Cmd(argv=step.command.argv, cwd=step.command.cwd or ".", step=f"{chain.id}::{step.name}", kind=str(step.kind)),
+            Cmd(
+                argv=step.command.argv,
+                cwd=step.command.cwd or ".",
+                step=f"{chain.id}::{step.name}",
+                kind=str(step.kind),
+            ),
             (ROOT_TOKEN,),
         )
         for chain in plan.chains
@@ -519,7 +529,7 @@ def _launcher_by_separators(diff: Difference, ctx: FixContext) -> bool:
         diff.kind is DiffKind.WORDS
         and _is(diff, "train")
         and bool(words)
-        and all(w in ("-m", "paddle.distributed.launch") or w.startswith(("--gpus=", "--devices=", "--ips=")) for w in words)
+        and all(w in _LAUNCHER_WORDS or w.startswith(("--gpus=", "--devices=", "--ips=")) for w in words)
     )
 
 
@@ -551,14 +561,17 @@ def _train_infer_image(diff: Difference, ctx: FixContext) -> bool:
     if ctx.config is None:
         return True
     return any(
-        entry.key == flag[0] and normalise_word(entry.value) == flag[1] for entry in ctx.config.entries if entry.has_colon
+        entry.key == flag[0] and normalise_word(entry.value) == flag[1]
+        for entry in ctx.config.entries
+        if entry.has_colon
     )
 
 
 def _gpu_skip_rule(diff: Difference, ctx: FixContext) -> bool:
     # Q6.2: the reference scripts' own GPU skip rules give way to the general one (fp16/int8 only with TensorRT, a
     # quantized model runs int8 only), so GPU inference combinations appear or go.
-    return diff.kind in (DiffKind.MISSING, DiffKind.EXTRA) and _is(diff, "infer") and "::infer_gpu_" in diff.command.step
+    one_side = diff.kind in (DiffKind.MISSING, DiffKind.EXTRA)
+    return one_side and _is(diff, "infer") and "::infer_gpu_" in diff.command.step
 
 
 def _duplicate_cpu_inference(diff: Difference, ctx: FixContext) -> bool:
@@ -586,19 +599,35 @@ def _whole_infer_branch(diff: Difference, ctx: FixContext) -> bool:
 # fixes made without it" in test_tipc/docs/config_format.md. Fixes that change only statuses (2.1, 2.2), the
 # environment (`-1` -> CUDA_VISIBLE_DEVICES=) or log files never show in argv and cwd, so they need no recogniser.
 FIXES: tuple[Fix, ...] = (
-    Fix(id="6.1", summary="CPU inference no longer repeats identical commands per precision", recognise=_duplicate_cpu_inference),
-    Fix(id="7.1", summary="whole_infer exports and infers infer_model (kl_quant is klquant_whole_infer's)", recognise=_whole_infer_branch),
+    Fix(
+        id="6.1",
+        summary="CPU inference no longer repeats identical commands per precision",
+        recognise=_duplicate_cpu_inference,
+    ),
+    Fix(
+        id="7.1",
+        summary="whole_infer exports and infers infer_model (kl_quant is klquant_whole_infer's)",
+        recognise=_whole_infer_branch,
+    ),
     Fix(id="6.2", summary="GPU inference combinations follow the general skip rule", recognise=_gpu_skip_rule),
     Fix(id="3.3", summary="autocast null adds no -o AMP.use_amp=False", recognise=_autocast_null),
     Fix(id="4.3", summary="epochs follow the mode's value", recognise=_epochs_by_mode),
     Fix(id="4.4", summary="train batch size parsed per mode", recognise=_batch_size_by_mode),
     Fix(id="4.6", summary="values keep their text after a second ':'", recognise=_value_with_colons),
     Fix(id="3.4", summary="train use_gpu value per gpu_list entry", recognise=_use_gpu_per_entry),
-    Fix(id="5.3", summary="single/multi-GPU/multi-node by ',' and ';', not string lengths", recognise=_launcher_by_separators),
+    Fix(
+        id="5.3",
+        summary="single/multi-GPU/multi-node by ',' and ';', not string lengths",
+        recognise=_launcher_by_separators,
+    ),
     Fix(id="5.5", summary="train output folder <stem>, not <stem>.log", recognise=_log_suffix_folder),
     Fix(id="5.7", summary="GeneralRecognition/MetaBIN export gets the trained weights", recognise=_export_weights),
     Fix(id="5.9", summary="inference after training gets the configured image path", recognise=_train_infer_image),
-    Fix(id="per-mode", summary="a mode missing from a per-mode list uses the lite value", recognise=_missing_mode_value),
+    Fix(
+        id="per-mode",
+        summary="a mode missing from a per-mode list uses the lite value",
+        recognise=_missing_mode_value,
+    ),
 )
 
 
@@ -652,13 +681,14 @@ def _copy_tree(root: Path, dest: Path, *, skip: Path) -> None:
     """Copy ``root`` to ``dest`` without version control, caches, earlier outputs, the scratch folder itself, and
     symbolic links that lead outside the repository (a script writing through one would write outside)."""
     real_root = root.resolve()
+    output = real_root / "test_tipc" / "output"
 
     def ignore(folder: str, names: list[str]) -> set[str]:
         here = Path(folder)
         left_out = set()
         for name in names:
             path = here / name
-            if name in _SKIP_NAMES or path.resolve() == skip or (here.resolve() / name) == real_root / "test_tipc/output":
+            if name in _SKIP_NAMES or path.resolve() in (skip, output):
                 left_out.add(name)
             elif path.is_symlink():
                 target = path.resolve()
@@ -750,7 +780,9 @@ def _run_case(
     )
 
 
-def run_parity(root: str | os.PathLike[str], configs: Sequence[str] = (), options: ParityOptions = ParityOptions()) -> ParityReport:
+def run_parity(
+    root: str | os.PathLike[str], configs: Sequence[str] = (), options: ParityOptions = ParityOptions()
+) -> ParityReport:
     """Replay ``options.script`` for every config x mode in a scratch copy of ``root`` and compare it with our plans.
 
     The repository is only read. Everything the script writes lands in the scratch folder, which is removed at the
@@ -814,7 +846,8 @@ def render_table(report: ParityReport) -> str:
     rows = []
     for case in report.cases:
         fixes = ", ".join(f"{k}x{v}" for k, v in sorted(case.fixes.items(), key=lambda kv: _id_order(kv[0])))
-        equal = "yes" if case.equal_under_quirks else ("ERROR" if case.error or case.script_status != "passed" else "NO")
+        broken = case.error or case.script_status != "passed"
+        equal = "yes" if case.equal_under_quirks else ("ERROR" if broken else "NO")
         rows.append((case.config, case.mode, str(len(case.reference)), equal, fixes or "-", str(len(case.unexplained))))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
@@ -826,7 +859,8 @@ def render_table(report: ParityReport) -> str:
         if case.script_status != "passed":
             lines.append(f"{where}: the reference script {case.script_status}: {case.script_reason}")
         if case.bash_errors:  # informational: the reference scripts print some on configs they do not handle
-            lines.append(f"{where}: note: the script printed {len(case.bash_errors)} bash error(s): {case.bash_errors[0]}")
+            count = len(case.bash_errors)
+            lines.append(f"{where}: note: the script printed {count} bash error(s): {case.bash_errors[0]}")
         for diff in case.quirks_differences:
             lines.append(f"{where}: reference vs --quirks plan, command {diff.index + 1}: {diff.describe()}")
             lines.append(f"    reference: {diff.left.display() if diff.left else '(none)'}")

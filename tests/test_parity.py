@@ -26,6 +26,7 @@ from harness.parity import (
 STEP6 = Path(__file__).resolve().parents[1].parent / "shared" / "real-clients" / "step6"
 needs_step6 = pytest.mark.skipif(not STEP6.is_dir(), reason="../shared/real-clients/step6 is not beside this checkout")
 SCRIPT = "test_tipc/test_train_inference_python.sh"
+LITE = "lite_train_lite_infer"
 CPU_CONFIG = "test_tipc/configs/mobilenet_v3_small_cpu/train_infer_python.txt"
 STEP6_CONFIGS = {
     f"test_tipc/configs/mobilenet_v3_small/{name}.txt"
@@ -175,7 +176,9 @@ def test_recorders_stand_in_for_interpreters_and_tools_and_run_nothing(step6: Pa
 
 
 @needs_step6
-def test_a_hanging_script_is_stopped_and_reported(step6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_hanging_script_is_stopped_and_reported(
+    step6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     script = step6 / SCRIPT
     script.write_text(script.read_text().replace("# log\n", "tail -f /dev/null\n# log\n", 1))
 
@@ -240,7 +243,7 @@ def test_commands_only_on_one_side_and_cwd_changes() -> None:
     ("left", "right", "kind", "mode", "fix"),
     [
         ("python3 t.py -o AMP.use_amp=False -o X=1", "python3 t.py -o X=1", "train", "lite_train_lite_infer", "3.3"),
-        ("python3 t.py -o Global.device=cpu gpu", "python3 t.py -o Global.device=gpu", "train", "lite_train_lite_infer", "3.4"),
+        ("python3 t.py -o Global.device=cpu gpu", "python3 t.py -o Global.device=gpu", "train", LITE, "3.4"),
         ("python3 t.py -o Global.epochs=2", "python3 t.py -o Global.epochs=5", "train", "lite_train_lite_infer", "4.3"),
         (
             "python3 t.py -o B.batch_size=lite_train_lite_infer=2 whole_train_whole_infer=64",
@@ -260,7 +263,8 @@ def test_commands_only_on_one_side_and_cwd_changes() -> None:
         ("python3 t.py --out=o/a.log --e=1", "python3 t.py --out=o/a --e=1", "train", "lite_train_lite_infer", "5.5"),
         (
             "python3 e.py -c x.yaml -o Global.save_inference_dir=o/c",
-            "python3 e.py -c x.yaml -o Global.pretrained_model=test_tipc/output/m/c/RecModel/latest -o Global.save_inference_dir=o/c",
+            "python3 e.py -c x.yaml -o Global.pretrained_model=test_tipc/output/m/c/RecModel/latest"
+            " -o Global.save_inference_dir=o/c",
             "export",
             "lite_train_lite_infer",
             "5.7",
@@ -272,7 +276,9 @@ def test_commands_only_on_one_side_and_cwd_changes() -> None:
         ("python3 t.py -o Global.epochs=3", "python3 t.py -o Global.epochs=5", "train", "lite_train_lite_infer", ""),
     ],
 )
-def test_each_documented_fix_is_recognised_and_nothing_else(left: str, right: str, kind: str, mode: str, fix: str) -> None:
+def test_each_documented_fix_is_recognised_and_nothing_else(
+    left: str, right: str, kind: str, mode: str, fix: str
+) -> None:
     lcmd, rcmd = _cmd(left, kind), _cmd(right, kind)
     ctx = FixContext(mode=mode, flavor="paddleclas", left=(lcmd,))
     explained = explain(diff_commands([lcmd], [rcmd], by_step=True), ctx)
