@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import difflib
 import enum
+import functools
 import json
 import os
 import re
@@ -46,6 +47,7 @@ __all__ = [
     "normalise_word",
     "plan_commands",
     "register_cli",
+    "render_html",
     "render_table",
     "run_parity",
 ]
@@ -840,37 +842,86 @@ def _relative_config(repo: Path, config: str) -> str:
 # --- rendering and the CLI ------------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Problem:
+    config: str
+    mode: str
+    title: str
+    lines: tuple[tuple[str, str], ...] = ()  # (label, text) pairs shown under the title
+
+
+def _row(case: CaseResult) -> tuple[str, str, str, str, tuple[tuple[str, int], ...], str]:
+    fixes = tuple(sorted(case.fixes.items(), key=lambda kv: _id_order(kv[0])))
+    broken = case.error or case.script_status != "passed"
+    equal = "yes" if case.equal_under_quirks else ("ERROR" if broken else "NO")
+    return case.config, case.mode, str(len(case.reference)), equal, fixes, str(len(case.unexplained))
+
+
+def _problems(report: ParityReport) -> list[_Problem]:
+    out = []
+    for case in report.cases:
+        at = functools.partial(_Problem, config=case.config, mode=case.mode)
+        if case.error:
+            out.append(at(title=f"error: {case.error}"))
+        if case.script_status != "passed":
+            out.append(at(title=f"the reference script {case.script_status}: {case.script_reason}"))
+        if case.bash_errors:  # informational: the reference scripts print some on configs they do not handle
+            count, first = len(case.bash_errors), case.bash_errors[0]
+            out.append(at(title=f"note: the script printed {count} bash error(s): {first}"))
+        for diff in case.quirks_differences:
+            title = f"reference vs --quirks plan, command {diff.index + 1}: {diff.describe()}"
+            out.append(at(title=title, lines=_sides(diff, "reference:", "plan:     ")))
+        for diff in case.unexplained:
+            title = f"unexplained default-mode difference at {diff.command.step}: {diff.describe()}"
+            out.append(at(title=title, lines=_sides(diff, "--quirks:", "default: ")))
+    return out
+
+
+def _sides(diff: Difference, left: str, right: str) -> tuple[tuple[str, str], ...]:
+    return (
+        (left, diff.left.display() if diff.left else "(none)"),
+        (right, diff.right.display() if diff.right else "(none)"),
+    )
+
+
 def render_table(report: ParityReport) -> str:
     """The text table (one row per config x mode), the details of every problem, and the verdict."""
     header = ("config", "mode", "reference", "equal (--quirks)", "default differences by id", "unexplained")
     rows = []
-    for case in report.cases:
-        fixes = ", ".join(f"{k}x{v}" for k, v in sorted(case.fixes.items(), key=lambda kv: _id_order(kv[0])))
-        broken = case.error or case.script_status != "passed"
-        equal = "yes" if case.equal_under_quirks else ("ERROR" if broken else "NO")
-        rows.append((case.config, case.mode, str(len(case.reference)), equal, fixes or "-", str(len(case.unexplained))))
+    for config, mode, count, equal, fixes, unexplained in map(_row, report.cases):
+        ids = ", ".join(f"{fix}x{n}" for fix, n in fixes) or "-"
+        rows.append((config, mode, count, equal, ids, unexplained))
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    for case in report.cases:
-        where = f"{case.config} {case.mode}"
-        if case.error:
-            lines.append(f"{where}: error: {case.error}")
-        if case.script_status != "passed":
-            lines.append(f"{where}: the reference script {case.script_status}: {case.script_reason}")
-        if case.bash_errors:  # informational: the reference scripts print some on configs they do not handle
-            count = len(case.bash_errors)
-            lines.append(f"{where}: note: the script printed {count} bash error(s): {case.bash_errors[0]}")
-        for diff in case.quirks_differences:
-            lines.append(f"{where}: reference vs --quirks plan, command {diff.index + 1}: {diff.describe()}")
-            lines.append(f"    reference: {diff.left.display() if diff.left else '(none)'}")
-            lines.append(f"    plan:      {diff.right.display() if diff.right else '(none)'}")
-        for diff in case.unexplained:
-            lines.append(f"{where}: unexplained default-mode difference at {diff.command.step}: {diff.describe()}")
-            lines.append(f"    --quirks: {diff.left.display() if diff.left else '(none)'}")
-            lines.append(f"    default:  {diff.right.display() if diff.right else '(none)'}")
+    for problem in _problems(report):
+        lines.append(f"{problem.config} {problem.mode}: {problem.title}")
+        lines += [f"    {label} {text}" for label, text in problem.lines]
     lines.append(report.verdict())
     return "\n".join(lines)
+
+
+def render_html(report: ParityReport) -> str:
+    """The same as :func:`render_table`, as a self-contained HTML page (autoescaped: commands hold <, > and &)."""
+    import jinja2  # noqa: PLC0415  (only this output needs it)
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("harness", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    cases = [
+        {"config": c, "mode": m, "reference": n, "equal": e, "fixes": f, "unexplained": u, "ok": case.ok}
+        for case, (c, m, n, e, f, u) in zip(report.cases, map(_row, report.cases), strict=True)
+    ]
+    return env.get_template("parity.html.j2").render(
+        root=report.root,
+        script=report.script,
+        ok=report.ok,
+        verdict=report.verdict(),
+        cases=cases,
+        problems=_problems(report),
+        fixes=FIXES,
+        fix_summaries={fix.id: fix.summary for fix in FIXES},
+    )
 
 
 def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -884,6 +935,7 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--script", default=DEFAULT_SCRIPT, help=f"the reference script (default: {DEFAULT_SCRIPT})")
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="cases replayed at once")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the result as JSON")
+    parser.add_argument("--html", default=None, metavar="FILE", help="also write the result as an HTML page")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S", help="limit per script run")
     parser.add_argument("--root", default=None, help="the repository root (default: .)")
     parser.add_argument("--scratch-dir", default=None, metavar="DIR", help="where the scratch copy goes")
@@ -909,4 +961,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     sys.stdout.write(render_table(report) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
     return 0 if report.ok else 1

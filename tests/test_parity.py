@@ -14,13 +14,16 @@ import pytest
 from harness.cli import main
 from harness.parity import (
     FIXES,
+    CaseResult,
     Cmd,
     DiffKind,
     FixContext,
+    ParityReport,
     default_configs,
     diff_commands,
     explain,
     normalise_word,
+    render_html,
 )
 
 STEP6 = Path(__file__).resolve().parents[1].parent / "shared" / "real-clients" / "step6"
@@ -132,7 +135,10 @@ def test_an_extra_flag_in_the_reference_train_command_fails_naming_config_mode_c
     script.write_text(text.replace(single, single[:-1] + ' --parity-probe=1"'))
     before = tree_digest(step6)
 
-    rc, report, scratch = run_parity_cli(step6, tmp_path, CPU_CONFIG, "--modes", "lite_train_lite_infer")
+    html = tmp_path / "parity.html"
+    rc, report, scratch = run_parity_cli(
+        step6, tmp_path, CPU_CONFIG, "--modes", "lite_train_lite_infer", "--html", str(html)
+    )
     out = capsys.readouterr().out
 
     assert rc == 1
@@ -146,6 +152,8 @@ def test_an_extra_flag_in_the_reference_train_command_fails_naming_config_mode_c
     assert CPU_CONFIG in line and "lite_train_lite_infer" in line and "--parity-probe=1" in line
     assert "reference: python3.7 train.py --output-dir=" in out
     assert out.strip().splitlines()[-1].startswith("parity: FAILED: 1 of 1 case(s)")
+    page = html.read_text()
+    assert "parity: FAILED: 1 of 1 case(s)" in page and "--parity-probe=1" in page and CPU_CONFIG in page
     assert tree_digest(step6) == before
     assert list(scratch.iterdir()) == []
 
@@ -190,6 +198,21 @@ def test_a_hanging_script_is_stopped_and_reported(
     assert case["script"]["status"] == "timeout"
     assert "timed out after 2 s" in case["script"]["reason"]
     assert "the reference script timeout: timed out after 2 s" in out
+    assert list(scratch.iterdir()) == []
+
+
+@needs_step6
+def test_links_leading_out_of_the_repository_are_not_followed(step6: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (step6 / "shared_data").symlink_to(outside)
+    script = step6 / SCRIPT
+    script.write_text(script.read_text().replace("# log\n", "touch shared_data/written\n# log\n", 1))
+
+    rc, report, scratch = run_parity_cli(step6, tmp_path, CPU_CONFIG, "--modes", "whole_infer")
+
+    assert rc == 0  # `touch` failed in the copy (no such folder) and the script went on, as bash scripts do
+    assert list(outside.iterdir()) == []
     assert list(scratch.iterdir()) == []
 
 
@@ -299,6 +322,21 @@ def test_duplicate_inference_and_whole_infer_branch_are_recognised() -> None:
         (DiffKind.MISSING, "7.1"),
         (DiffKind.EXTRA, "7.1"),
     ]
+
+
+def test_html_page_escapes_commands() -> None:
+    left = _cmd("python3 t.py --x=<b>&", step="")
+    right = _cmd("python3 t.py", step="c::train")
+    case = CaseResult(
+        config="test_tipc/configs/m/<c>.txt",
+        mode="whole_infer",
+        reference=(left,),
+        quirks_differences=diff_commands([left], [right]),
+    )
+    page = render_html(ParityReport(root="/r", script="s.sh", cases=(case,)))
+    assert "--x=&lt;b&gt;&amp;" in page and "--x=<b>" not in page
+    assert "test_tipc/configs/m/&lt;c&gt;.txt" in page
+    assert "parity: FAILED: 1 of 1 case(s)" in page
 
 
 def test_fix_table_ids_are_unique() -> None:
