@@ -721,8 +721,11 @@ def _read_capture(path: Path, tree: Path) -> tuple[tuple[Cmd, ...], tuple[Cmd, .
     roots = (str(tree), str(tree.resolve()))
     if not path.is_file():
         return (), ()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a recorder killed mid-line by the timeout: the calls before it still count
+            continue
         cmd = _normalise(Cmd(argv=tuple(record["argv"]), cwd=record["cwd"]), roots)
         (others if record["name"] in TOOLS else calls).append(cmd)
     return tuple(calls), tuple(others)
@@ -743,7 +746,28 @@ def _run_case(
         msg = f"the config's interpreter {python!r} is a path, which no recorder on PATH can stand in for"
         return CaseResult(config=config, mode=mode, error=msg)
     case.mkdir()
-    _clone(base, tree)
+    try:
+        _clone(base, tree)
+        where = {"case": case, "tree": tree, "capture": capture, "bindir": bindir}
+        return _replay(**where, parsed=parsed, config=config, mode=mode, options=options)
+    except OSError as exc:  # the scratch folder filled up or vanished: this case cannot be judged
+        return CaseResult(config=config, mode=mode, error=f"scratch folder: {exc.strerror or exc}")
+    finally:
+        if not options.keep_scratch:  # a big repository's per-case copies should not pile up until the end
+            shutil.rmtree(case, ignore_errors=True)
+
+
+def _replay(
+    *,
+    case: Path,
+    tree: Path,
+    capture: Path,
+    bindir: Path,
+    parsed: TipcConfig,
+    config: str,
+    mode: str,
+    options: ParityOptions,
+) -> CaseResult:
     path = os.pathsep.join([str(bindir), os.environ.get("PATH", os.defpath)])
     command = Command(
         argv=("bash", options.script, config, mode),
