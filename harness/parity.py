@@ -65,6 +65,7 @@ _CONFIG_NAME = re.compile(r".*train.*infer_python.*\.txt")
 _BASH_ERROR = re.compile(r": line \d+: ")
 # Not copied into the scratch tree: version control, environments and caches a script never reads.
 _SKIP_NAMES = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache"})
+_MODE_PREFIXES = tuple(f"{mode}=" for mode in MODES)
 _LAUNCHER_WORDS = ("-m", "paddle.distributed.launch")
 _CAPTURE_ENV = "TIPC_PARITY_CAPTURE"
 _TREE_ENV = "TIPC_PARITY_TREE"
@@ -391,21 +392,23 @@ def _pair_differences(index: int, left: Cmd, right: Cmd) -> list[Difference]:
 def _units(argv: Sequence[str]) -> list[tuple[str, ...]]:
     """argv in option units: ``-o Global.epochs=2``, ``-m paddle.distributed.launch``, ``--gpus=0,1``, ``train.py``.
 
-    A word joins the option before it when that option is a bare flag (``-o``, ``-c``, ``-m``): a value such as
-    ``cpu|gpu`` that eval split at its pipes (QUIRKS 8) stays with its option; scripts (``*.py``, ``*.sh``) and
-    words after a ``--key=value`` option stand alone.
+    After a bare flag (``-o``, ``-c``, ``-m``) each ``key=value`` word is a unit of its own (PaddleOCR writes
+    ``-o a=1 b=2``), the first one together with the flag; a word without ``=``, or one that starts with a mode name
+    (``whole_train_whole_infer=64``), continues the value before it, because eval under IFS='|' split that value at
+    its pipes (QUIRKS 8). Scripts (``*.py``, ``*.sh``) and words after a ``--key=value`` option stand alone.
     """
     units: list[list[str]] = []
+    flag = False  # inside the words of a bare flag
     for word in argv:
         last = units[-1] if units else None
-        joins = (
-            last is not None
-            and last[0].startswith("-")
-            and "=" not in last[0]
-            and not word.startswith("-")
-            and (len(last) == 1 or not word.endswith((".py", ".sh")))
-        )
-        if joins and last is not None:
+        if word.startswith("-"):
+            units.append([word])
+            flag = "=" not in word
+            continue
+        if last is None or not flag or (len(last) > 1 and word.endswith((".py", ".sh"))):
+            units.append([word])
+            flag = False
+        elif (len(last) == 1 and last[0].startswith("-")) or "=" not in word or word.startswith(_MODE_PREFIXES):
             last.append(word)
         else:
             units.append([word])

@@ -251,6 +251,16 @@ def test_differences_are_whole_options_not_shifted_words() -> None:
     ]
 
 
+def test_one_flag_with_many_values_is_compared_value_by_value() -> None:
+    left = [_cmd("python3 tools/train.py -c x.yml -o Global.use_gpu=True True Global.epoch_num=2 B.bs=16")]
+    right = [_cmd("python3 tools/train.py -c x.yml -o Global.use_gpu=True Global.epoch_num=3 B.bs=16")]
+    diffs = diff_commands(left, right, by_step=True)
+    assert [(d.removed, d.added) for d in diffs] == [
+        (("-o", "Global.use_gpu=True", "True"), ("-o", "Global.use_gpu=True")),
+        (("Global.epoch_num=2",), ("Global.epoch_num=3",)),
+    ]
+
+
 def test_commands_only_on_one_side_and_cwd_changes() -> None:
     left = [_cmd("python a.py", step="c::a"), _cmd("python b.py", step="c::b", cwd="deploy")]
     right = [_cmd("python b.py", step="c::b"), _cmd("python c.py", step="c::c")]
