@@ -217,6 +217,38 @@ def test_links_leading_out_of_the_repository_are_not_followed(step6: Path, tmp_p
 
 
 @needs_step6
+def test_a_failing_script_is_reported(step6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = step6 / SCRIPT
+    script.write_text(script.read_text() + "\nexit 3\n")
+
+    rc, report, _ = run_parity_cli(step6, tmp_path, CPU_CONFIG, "--modes", "whole_infer")
+
+    assert rc == 1
+    (case,) = report["cases"]
+    assert (case["script"]["status"], case["script"]["reason"]) == ("failed", "exit code 3")
+    assert case["equal_under_quirks"] is False and case["quirks_differences"] == []  # same commands, failed script
+    assert "the reference script failed: exit code 3" in capsys.readouterr().out
+
+
+@needs_step6
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--modes", "lite_train_lite_infer,nightly"), "unknown mode 'nightly'"),
+        (("--jobs", "0"), "--jobs and --timeout must be positive"),
+        (("/etc/hostname",), "/etc/hostname: the config must lie inside the repository"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    step6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], message: str
+) -> None:
+    assert main(["parity", "--root", str(step6), "--scratch-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == [step6]  # nothing was started
+
+
+@needs_step6
 def test_default_configs_are_the_train_infer_python_ones(step6: Path) -> None:
     assert set(default_configs(step6)) == STEP6_CONFIGS
 
