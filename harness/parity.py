@@ -730,7 +730,9 @@ def _read_capture(path: Path, tree: Path) -> tuple[tuple[Cmd, ...], tuple[Cmd, .
         except ValueError:  # a recorder killed mid-line by the timeout: the calls before it still count
             continue
         cmd = _normalise(Cmd(argv=tuple(record["argv"]), cwd=record["cwd"]), roots)
-        (others if record["name"] in TOOLS else calls).append(cmd)
+        # `python -m pip install ...` reaches the network like pip itself: recorded with the tools, not compared
+        tool = record["name"] in TOOLS or tuple(record["argv"][1:3]) == ("-m", "pip")
+        (others if tool else calls).append(cmd)
     return tuple(calls), tuple(others)
 
 

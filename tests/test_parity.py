@@ -165,6 +165,7 @@ def test_recorders_stand_in_for_interpreters_and_tools_and_run_nothing(step6: Pa
     probe = (
         f"python3 -c 'open(\"{marker}\", \"w\")'\n"
         "sleep 600\nwget http://example.invalid/x.tar\npip install paddleslim\nnvidia-smi -L\n"
+        "python3 -m pip install reprod-log\n"
         f"python3.9 -c 'open(\"{marker}\", \"w\")'\n"
     )
     script.write_text(script.read_text().replace("# log\n", probe + "# log\n", 1))
@@ -175,7 +176,7 @@ def test_recorders_stand_in_for_interpreters_and_tools_and_run_nothing(step6: Pa
     assert rc == 1  # the probe calls are not in our plan
     (case,) = report["cases"]
     assert case["script"]["status"] == "passed"  # `sleep 600` returned at once: it was a recorder
-    assert [c["argv"][0] for c in case["other_calls"]] == ["sleep", "wget", "pip", "nvidia-smi"]
+    assert [c["argv"][0] for c in case["other_calls"]] == ["sleep", "wget", "pip", "nvidia-smi", "python3"]
     assert case["other_calls"][2]["argv"] == ["pip", "install", "paddleslim"]
     assert [c["argv"][0] for c in case["reference_commands"]] == ["python3", "python3.9", "python3.7", "python3.7"]
     assert not marker.exists()  # the interpreter never ran the code it was given
