@@ -185,6 +185,31 @@ def test_recorders_stand_in_for_interpreters_and_tools_and_run_nothing(step6: Pa
 
 
 @needs_step6
+def test_the_kl_quant_stand_in_creates_its_output_folder_inside_the_copy_only(step6: Path, tmp_path: Path) -> None:
+    # PaddleClas' script `cd`s into the folder its kl_quant wrote; the recorder makes that folder so the `cd` works
+    probe = (
+        "python3 deploy/slim/quant_post_static.py -o Global.save_inference_dir=./inference\n"
+        "(cd inference/quant_post_static_model && python3 predict.py)\n"
+        "python3 deploy/slim/quant_post_static.py -o Global.save_inference_dir=../../../escaped\n"
+    )
+    script = step6 / SCRIPT
+    script.write_text(script.read_text().replace("# log\n", probe + "# log\n", 1))
+    before = tree_digest(step6)
+
+    _, report, scratch = run_parity_cli(step6, tmp_path, CPU_CONFIG, "--modes", "whole_infer")
+
+    (case,) = report["cases"]
+    assert [(c["argv"][1], c["cwd"]) for c in case["reference_commands"][:3]] == [
+        ("deploy/slim/quant_post_static.py", "."),
+        ("predict.py", "inference/quant_post_static_model"),
+        ("deploy/slim/quant_post_static.py", "."),
+    ]
+    assert not list(tmp_path.rglob("escaped"))
+    assert tree_digest(step6) == before
+    assert list(scratch.iterdir()) == []
+
+
+@needs_step6
 def test_a_hanging_script_is_stopped_and_reported(
     step6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
