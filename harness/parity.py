@@ -10,6 +10,7 @@ import enum
 import functools
 import json
 import os
+import posixpath
 import re
 import shlex
 import shutil
@@ -572,6 +573,45 @@ def _train_infer_image(diff: Difference, ctx: FixContext) -> bool:
     )
 
 
+def _chain_log_folder(diff: Difference, ctx: FixContext) -> bool:
+    # config_format.md, fix without a QUIRKS id: every chain wrote its inference logs (and results) into the same
+    # mode folder; by default each chain's live in a folder of its own (`<out>/x` -> `<out>/<chain>/x`).
+    change = _changed_value(diff)
+    if change is None or not _is(diff, "infer"):
+        return False
+    old, new = change[1].rstrip("/"), change[2].rstrip("/")
+    return (
+        posixpath.basename(old) == posixpath.basename(new)
+        and posixpath.dirname(posixpath.dirname(new)) == posixpath.dirname(old)
+    )
+
+
+def _null_export(diff: Difference, ctx: FixContext) -> bool:
+    # Q8.3 (PaddleDetection, harness/planning/repos/detection.py): the script runs `python null ...` for a null
+    # export line; the default runs no export.
+    return diff.kind is DiffKind.MISSING and _is(diff, "export") and diff.command.argv[1:2] == ("null",)
+
+
+def _seg_iteration_weights(diff: Difference, ctx: FixContext) -> bool:
+    # Q9.1 (PaddleSeg, harness/planning/repos/seg.py): the script falls back to `iter_<epochs>/model.pdparams` when
+    # `<save_log>/<train_model_name>` is missing; the default loads the configured train_model_name.
+    change = _changed_value(diff)
+    found = None if change is None else re.fullmatch(r"(.*)/iter_\d+/model\.pdparams", change[1])
+    return change is not None and found is not None and change[2].startswith(found.group(1) + "/")
+
+
+def _video_raw_values(diff: Difference, ctx: FixContext) -> bool:
+    # Q9.2 (PaddleVideo, harness/planning/repos/video.py): epochs and batch size are passed raw
+    # (`lite_train_lite_infer=2|...`); the default passes the mode's value.
+    change = _changed_value(diff)
+    return (
+        change is not None
+        and ctx.flavor == "paddlevideo"
+        and any(prefix in change[1] for prefix in _MODE_PREFIXES)
+        and not any(prefix in change[2] for prefix in _MODE_PREFIXES)
+    )
+
+
 def _gpu_skip_rule(diff: Difference, ctx: FixContext) -> bool:
     # Q6.2: the reference scripts' own GPU skip rules give way to the general one (fp16/int8 only with TensorRT, a
     # quantized model runs int8 only), so GPU inference combinations appear or go.
@@ -616,6 +656,7 @@ FIXES: tuple[Fix, ...] = (
     ),
     Fix(id="6.2", summary="GPU inference combinations follow the general skip rule", recognise=_gpu_skip_rule),
     Fix(id="3.3", summary="autocast null adds no -o AMP.use_amp=False", recognise=_autocast_null),
+    Fix(id="9.2", summary="PaddleVideo epochs and batch size parsed per mode", recognise=_video_raw_values),
     Fix(id="4.3", summary="epochs follow the mode's value", recognise=_epochs_by_mode),
     Fix(id="4.4", summary="train batch size parsed per mode", recognise=_batch_size_by_mode),
     Fix(id="4.6", summary="values keep their text after a second ':'", recognise=_value_with_colons),
@@ -628,6 +669,9 @@ FIXES: tuple[Fix, ...] = (
     Fix(id="5.5", summary="train output folder <stem>, not <stem>.log", recognise=_log_suffix_folder),
     Fix(id="5.7", summary="GeneralRecognition/MetaBIN export gets the trained weights", recognise=_export_weights),
     Fix(id="5.9", summary="inference after training gets the configured image path", recognise=_train_infer_image),
+    Fix(id="8.3", summary="a null export line runs no export", recognise=_null_export),
+    Fix(id="9.1", summary="PaddleSeg eval/export load train_model_name", recognise=_seg_iteration_weights),
+    Fix(id="chain-logs", summary="each chain's inference logs in a folder of its own", recognise=_chain_log_folder),
     Fix(
         id="per-mode",
         summary="a mode missing from a per-mode list uses the lite value",

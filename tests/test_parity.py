@@ -361,6 +361,20 @@ def test_commands_only_on_one_side_and_cwd_changes() -> None:
             "5.7",
         ),
         ("python3 i.py --m=d", "python3 i.py --m=d --img=images/demo.jpg", "infer", "lite_train_lite_infer", "5.9"),
+        (
+            "python3 i.py --save_dir=o/m/lite/python_infer_cpu_results",
+            "python3 i.py --save_dir=o/m/lite/norm_train_gpus_0/python_infer_cpu_results",
+            "infer",
+            LITE,
+            "chain-logs",
+        ),
+        (
+            "python3 export.py --model_path=o/c/iter_20/model.pdparams",
+            "python3 export.py --model_path=o/c/best_model/model.pdparams",
+            "export",
+            LITE,
+            "9.1",
+        ),
         # not a documented fix: a flag the default plan drops for no documented reason
         ("python3 t.py --lr=0.1 --e=1", "python3 t.py --e=1", "train", "lite_train_lite_infer", ""),
         ("python3 i.py --m=d", "python3 i.py --m=d --img=images/demo.jpg", "infer", "whole_infer", ""),
@@ -405,6 +419,17 @@ def test_html_page_escapes_commands() -> None:
     assert "--x=&lt;b&gt;&amp;" in page and "--x=<b>" not in page
     assert "test_tipc/configs/m/&lt;c&gt;.txt" in page
     assert "parity: FAILED: 1 of 1 case(s)" in page
+
+
+def test_repository_specific_fixes() -> None:
+    raw = _cmd("python3 main.py --max_iters=30 -o epochs=lite_train_lite_infer=2 whole_train_whole_infer=80")
+    resolved = _cmd("python3 main.py --max_iters=30 -o epochs=2")
+    video = FixContext(mode=LITE, flavor="paddlevideo", left=(raw,))
+    assert [e.fix for e in explain(diff_commands([raw], [resolved], by_step=True), video)] == ["9.2"]
+    null_export = _cmd("python3 null -o weights=o/c/model_final", "export", "c::export")
+    train = _cmd("python3 tools/train.py", "train", "c::train")
+    detection = FixContext(mode=LITE, flavor="paddledetection", left=(train, null_export))
+    assert [e.fix for e in explain(diff_commands([train, null_export], [train], by_step=True), detection)] == ["8.3"]
 
 
 def test_fix_table_ids_are_unique() -> None:
