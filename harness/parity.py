@@ -818,10 +818,24 @@ def _replay(
     options: ParityOptions,
 ) -> CaseResult:
     path = os.pathsep.join([str(bindir), os.environ.get("PATH", os.defpath)])
+    home, tmp = case / "home", case / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    # Everything a script may reach by a relative name stays in the case folder: `cd -` after a failed `cd` goes to
+    # OLDPWD, which would otherwise be the caller's previous folder (PaddleDetection's script does exactly that),
+    # and `~` or the temp folder must not be the user's.
+    env = (
+        ("PATH", path),
+        ("OLDPWD", str(tree)),
+        ("HOME", str(home)),
+        ("TMPDIR", str(tmp)),
+        (_CAPTURE_ENV, str(capture)),
+        (_TREE_ENV, str(tree.resolve())),
+    )
     command = Command(
         argv=("bash", options.script, config, mode),
         cwd=".",
-        env=(("PATH", path), (_CAPTURE_ENV, str(capture)), (_TREE_ENV, str(tree.resolve()))),
+        env=env,
         timeout_s=options.timeout_s,
         log_path=str(case / "script.log"),
     )

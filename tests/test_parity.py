@@ -275,6 +275,27 @@ def test_bad_arguments_are_one_line_errors(
 
 
 @needs_step6
+def test_cd_back_and_home_stay_inside_the_case_folder(
+    step6: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setenv("OLDPWD", str(elsewhere))  # where `cd -` would go, as from the caller's shell
+    monkeypatch.setenv("HOME", str(elsewhere))
+    probe = "cd ./no/such/folder\ncd -\ntouch left_here ~/home_file\ncd \"$OLDPWD\"\n"
+    script = step6 / SCRIPT
+    script.write_text(script.read_text().replace("# log\n", probe + "# log\n", 1))
+    before = tree_digest(step6)
+
+    rc, report, scratch = run_parity_cli(step6, tmp_path, CPU_CONFIG, "--modes", "whole_infer")
+
+    assert rc == 0
+    assert list(elsewhere.iterdir()) == []
+    assert tree_digest(step6) == before
+    assert list(scratch.iterdir()) == []
+
+
+@needs_step6
 def test_default_configs_are_the_train_infer_python_ones(step6: Path) -> None:
     assert set(default_configs(step6)) == STEP6_CONFIGS
 
