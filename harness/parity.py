@@ -71,6 +71,7 @@ _LAUNCHER_WORDS = ("-m", "paddle.distributed.launch")
 _CAPTURE_ENV = "TIPC_PARITY_CAPTURE"
 _TREE_ENV = "TIPC_PARITY_TREE"
 ROOT_TOKEN = "{REPO_ROOT}"
+_DEFAULT_SIDES = ("the --quirks plan", "the default plan")
 
 # The recorder: stands in for an interpreter or tool, appends its name, argv and cwd to the capture file, exits 0.
 # It runs no code of the repository. Called as the reference scripts' kl_quant (quant_post_static.py), it creates
@@ -138,11 +139,12 @@ class Difference:
         assert found is not None  # every difference has at least one side
         return found
 
-    def describe(self) -> str:
+    def describe(self, left: str = "the reference", right: str = "the plan") -> str:
+        """One line; ``left`` and ``right`` name the two sides."""
         if self.kind is DiffKind.MISSING:
-            return f"only in the reference: {self.command.display()}"
+            return f"only in {left}: {self.command.display()}"
         if self.kind is DiffKind.EXTRA:
-            return f"only in the plan: {self.command.display()}"
+            return f"only in {right}: {self.command.display()}"
         if self.kind is DiffKind.CWD:
             assert self.left is not None and self.right is not None
             return f"cwd {self.left.cwd!r} -> {self.right.cwd!r}"
@@ -153,7 +155,7 @@ class Difference:
             parts.append(f"+[{shlex.join(self.added)}]")
         return " ".join(parts)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, left: str = "the reference", right: str = "the plan") -> dict[str, object]:
         return {
             "kind": str(self.kind),
             "index": self.index,
@@ -161,7 +163,7 @@ class Difference:
             "right": None if self.right is None else self.right.to_json(),
             "removed": list(self.removed),
             "added": list(self.added),
-            "text": self.describe(),
+            "text": self.describe(left, right),
         }
 
 
@@ -171,7 +173,7 @@ class Explained:
     fix: str  # QUIRKS id, "" when no documented fix explains the difference
 
     def to_json(self) -> dict[str, object]:
-        return {"fix": self.fix or None, **self.difference.to_json()}
+        return {"fix": self.fix or None, **self.difference.to_json(*_DEFAULT_SIDES)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -959,7 +961,7 @@ def _problems(report: ParityReport) -> list[_Problem]:
             title = f"reference vs --quirks plan, command {diff.index + 1}: {diff.describe()}"
             out.append(at(title=title, lines=_sides(diff, "reference:", "plan:     ")))
         for diff in case.unexplained:
-            title = f"unexplained default-mode difference at {diff.command.step}: {diff.describe()}"
+            title = f"unexplained default-mode difference at {diff.command.step}: {diff.describe(*_DEFAULT_SIDES)}"
             out.append(at(title=title, lines=_sides(diff, "--quirks:", "default: ")))
     return out
 
