@@ -576,8 +576,9 @@ def _train_infer_image(diff: Difference, ctx: FixContext) -> bool:
 
 
 def _chain_log_folder(diff: Difference, ctx: FixContext) -> bool:
-    # config_format.md, fix without a QUIRKS id: every chain wrote its inference logs (and results) into the same
-    # mode folder; by default each chain's live in a folder of its own (`<out>/x` -> `<out>/<chain>/x`).
+    # Q9.16 (and the id-less row of config_format.md for the first three repositories, where it never reaches argv):
+    # every chain wrote its inference logs and results into the mode folder; by default each chain's live in a
+    # folder of its own (`<out>/x` -> `<out>/<chain>/x`).
     change = _changed_value(diff)
     if change is None or not _is(diff, "infer"):
         return False
@@ -589,28 +590,48 @@ def _chain_log_folder(diff: Difference, ctx: FixContext) -> bool:
 
 
 def _null_export(diff: Difference, ctx: FixContext) -> bool:
-    # Q8.3 (PaddleDetection, harness/planning/repos/detection.py): the script runs `python null ...` for a null
-    # export line; the default runs no export.
+    # Q9.4 (PaddleDetection): whole_infer exports with the infer_mode's export line even when it is `null`
+    # (`python null weights=...`); the default runs no export for it.
     return diff.kind is DiffKind.MISSING and _is(diff, "export") and diff.command.argv[1:2] == ("null",)
 
 
 def _seg_iteration_weights(diff: Difference, ctx: FixContext) -> bool:
-    # Q9.1 (PaddleSeg, harness/planning/repos/seg.py): the script falls back to `iter_<epochs>/model.pdparams` when
-    # `<save_log>/<train_model_name>` is missing; the default loads the configured train_model_name.
+    # Q9.1 (PaddleSeg): the script falls back to `iter_<epochs>/model.pdparams` when `<save_log>/<train_model_name>`
+    # is missing; the default loads the configured train_model_name.
     change = _changed_value(diff)
     found = None if change is None else re.fullmatch(r"(.*)/iter_\d+/model\.pdparams", change[1])
     return change is not None and found is not None and change[2].startswith(found.group(1) + "/")
 
 
 def _video_raw_values(diff: Difference, ctx: FixContext) -> bool:
-    # Q9.2 (PaddleVideo, harness/planning/repos/video.py): epochs and batch size are passed raw
-    # (`lite_train_lite_infer=2|...`); the default passes the mode's value.
+    # Q9.2 (PaddleVideo): epochs and batch size are passed raw (`lite_train_lite_infer=2|...`, split at `|` as in
+    # 9.5); the default passes the mode's value.
     change = _changed_value(diff)
     return (
         change is not None
         and ctx.flavor == "paddlevideo"
         and any(prefix in change[1] for prefix in _MODE_PREFIXES)
         and not any(prefix in change[2] for prefix in _MODE_PREFIXES)
+    )
+
+
+def _seg_model_folder(diff: Difference, ctx: FixContext) -> bool:
+    # Q9.8 (PaddleSeg): cfg:36 is the infer_params header, whose empty value makes the model folder `<save_log>/`
+    # (so `<save_log>//deploy.yaml`); the default uses `<save_log>`.
+    change = _changed_value(diff)
+    return change is not None and "//" in change[1] + "/" and re.sub("/+", "/", change[1]) == change[2].rstrip("/")
+
+
+def _old_mode_names(diff: Difference, ctx: FixContext) -> bool:
+    # Q9.15 (PaddleOCR): older per-mode names (`lite_train_infer=1|whole_train_infer=500`) match no mode, so the
+    # reference drops the flag; the default reads them as lite_train_lite_infer / whole_train_whole_infer.
+    if diff.kind is not DiffKind.WORDS or diff.removed or not diff.added or ctx.config is None:
+        return False
+    key = " ".join(_unit_key(diff.added))
+    return any(
+        entry.key in (key, key.removeprefix("-o ")) and re.search(r"(^|\|)(lite|whole)_train_infer=", entry.value)
+        for entry in ctx.config.entries
+        if entry.has_colon
     )
 
 
@@ -671,9 +692,11 @@ FIXES: tuple[Fix, ...] = (
     Fix(id="5.5", summary="train output folder <stem>, not <stem>.log", recognise=_log_suffix_folder),
     Fix(id="5.7", summary="GeneralRecognition/MetaBIN export gets the trained weights", recognise=_export_weights),
     Fix(id="5.9", summary="inference after training gets the configured image path", recognise=_train_infer_image),
-    Fix(id="8.3", summary="a null export line runs no export", recognise=_null_export),
+    Fix(id="9.4", summary="a null export line runs no export", recognise=_null_export),
+    Fix(id="9.8", summary="PaddleSeg's inference model folder without the trailing '/'", recognise=_seg_model_folder),
     Fix(id="9.1", summary="PaddleSeg eval/export load train_model_name", recognise=_seg_iteration_weights),
-    Fix(id="chain-logs", summary="each chain's inference logs in a folder of its own", recognise=_chain_log_folder),
+    Fix(id="9.16", summary="each chain's inference logs in a folder of its own", recognise=_chain_log_folder),
+    Fix(id="9.15", summary="older per-mode names read as today's", recognise=_old_mode_names),
     Fix(
         id="per-mode",
         summary="a mode missing from a per-mode list uses the lite value",
