@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from harness import __version__, matrix, reports
+from harness import __version__, matrix, parity, reports
 from harness.config import Layout, load_config
 from harness.config_kinds import ConfigKind, config_kind, describe_unhandled, is_handled
 from harness.containment import resolve_inside
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reports.register_cli(sub)
     matrix.register_cli(sub)
+    parity.register_cli(sub)
     return parser
 
 
