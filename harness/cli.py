@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from harness import __version__, matrix, reports
+from harness import __version__, history, matrix, progress, reports
 from harness.config import load_config
+from harness.environment import ENVIRONMENT_FILE, collect_environment, write_environment
 from harness.errors import ConfigError, HarnessError
 from harness.execute import run_plan, selected
 from harness.flavors import AUTO, FLAVORS
@@ -25,8 +27,11 @@ from harness.plan import MODES, PlanOptions, build_plan
 from harness.prepare import lookup, prepare_command
 from harness.reports import SIDECAR, append_record, command_failed, step_record
 from harness.runner import run_command
-from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
+from harness.status import ResultsLog, StepResult, run_succeeded
 from harness.steps import Chain, Plan, Step, StepKind
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -144,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only these step kinds; prerequisites left out count as done by an earlier run",
     )
     p_run.add_argument("--python", default=None, metavar="PATH", help="interpreter to use instead of the config's")
+    p_run.add_argument("--reruns", type=int, default=0, metavar="N",
+                       help="re-run a failed step up to N times; a pass on a re-run is reported as flaky")
+    p_run.add_argument("--history", default=None, metavar="URL",
+                       help="record the run in a history database: a SQLite file or a SQLAlchemy URL")
     p_run.set_defaults(handler=_cmd_run)
 
     p_lint = sub.add_parser("lint", parents=[common], help="check configs; report every error as path:line: message")
@@ -162,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reports.register_cli(sub)
     matrix.register_cli(sub)
+    history.register_cli(sub)
     return parser
 
 
@@ -177,7 +187,18 @@ def _positive_seconds(text: str) -> float:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    return Path(args.root) if args.root else Path.cwd()
+    if args.root:
+        return Path(args.root)
+    cwd = Path.cwd()
+    if (cwd / "test_tipc" / "configs").is_dir():
+        return cwd
+    # Run from elsewhere (e.g. from test_tipc/): the repository is the one the config lies in, not the cwd, so
+    # outputs do not land in a stray test_tipc/output (or test_tipc/test_tipc/output) below the cwd.
+    config = Path(getattr(args, "config", "") or ".").resolve()
+    for parent in config.parents:
+        if parent.name == "configs" and parent.parent.name == "test_tipc":
+            return parent.parent.parent
+    return cwd
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -237,19 +258,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)
     config_name = _config_name(args.config, root)
+    config_shown = args.config
+    environment = collect_environment(root)
     with _cuda_visible_devices(args.gpu_ids):
         hardware = detect_hardware()
         print(f"tipc run: {plan.model_name} {plan.mode} ({plan.flavor}); {hardware.describe()}; root {root}")
+        warning = progress.root_warning(root, plan.output_dir)
+        if warning:
+            print(warning, file=sys.stderr)
+        elif args.root is None and root != Path.cwd():
+            print(f"note: run root {root} (the config's repository); output goes to {root / plan.output_dir}")
         for note in plan.notes:
             print(f"note: {note}")
         if args.only:
             left_out = sum(1 for step in plan.steps if not selected(step, args.only))
             print(f"--only {' '.join(args.only)}: {left_out} other step(s) not run")
+        write_environment(root / plan.output_dir / ENVIRONMENT_FILE, environment)
         results: list[StepResult] = []
-        with ResultsLog(root / plan.results_log, model_name=plan.model_name) as results_log:
+        records: list[reports.CaseRecord] = []
+        hints: dict[str, str] = {}
+        with ResultsLog(root / plan.results_log, model_name=plan.model_name) as results_log, \
+                progress.Progress(root=root) as display:
 
             def on_start(chain: Chain, step: Step) -> None:
-                print(f"{'RUN':<8} {chain.id}::{step.name}", flush=True)
+                display.start(f"{chain.id}::{step.name}", step.command.log_path)
 
             def on_result(result: StepResult) -> None:
                 results.append(result)
@@ -257,9 +289,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 chain = next(c for c in plan.chains if c.id == result.chain_id)
                 record = step_record(config=config_name, plan=plan, chain=chain, step=chain.step(result.step_name),
                                      result=result, failure=command_failed(result, root=root))
+                records.append(record)
                 append_record(root / plan.output_dir / SIDECAR, record)
-                why = f"  ({result.reason})" if result.reason else ""
-                print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)
+                hint = progress.missing_data_hint(result, root=root, model=plan.model_name, config=config_shown,
+                                                  mode=plan.mode)
+                if hint:
+                    hints[f"{result.chain_id}::{result.step_name}"] = hint
+                display.finish(result, hint=hint)
 
             try:
                 run_plan(
@@ -271,9 +307,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     timeout_s=args.timeout,
                     on_result=on_result,
                     on_start=on_start,
+                    reruns=max(0, args.reruns),
                 )
             finally:  # also on Ctrl-C or SIGTERM: show what finished before main() picks the exit code
-                _print_summary(results, root / plan.results_log)
+                display.close()
+                _print_summary(results, root / plan.results_log, console=display.console, root=root, hints=hints)
+        if args.history:
+            with history.History(args.history) as db:
+                run_id = db.record_run(records, environment=environment, source="cli", log_root=root)
+            print(f"history: recorded run {run_id} ({len(records)} steps)")
     return ExitCode.OK if run_succeeded(results) else ExitCode.FAILED
 
 
@@ -286,10 +328,13 @@ def _config_name(config: str, root: Path) -> str:
         return path.as_posix()
 
 
-def _print_summary(results: Sequence[StepResult], results_log: Path) -> None:
-    print()
-    print(summary_table(results))
-    print(f"results: {results_log}")
+def _print_summary(results: Sequence[StepResult], results_log: Path, *, console: Console, root: Path,
+                   hints: dict[str, str]) -> None:
+    print(flush=True)
+    progress.summary(results, console)
+    for line in progress.failure_report(results, root=root, hints=hints):
+        print(line)
+    print(f"results: {results_log}", flush=True)
 
 
 @contextmanager

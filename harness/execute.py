@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 
 from harness.hardware import Hardware
 from harness.logger import logger
+from harness.reruns import run_with_reruns
 from harness.runner import run_command
 from harness.status import StepResult, StepStatus
 from harness.steps import Chain, Plan, Step
@@ -81,6 +83,7 @@ def run_chain(
     timeout_s: float | None = None,
     on_result: ResultCallback | None = None,
     on_start: StartCallback | None = None,
+    reruns: int = 0,
 ) -> tuple[StepResult, ...]:
     """Run a chain's selected steps in order; steps not selected produce no result.
 
@@ -93,7 +96,11 @@ def run_chain(
             continue
         if on_start is not None and skip_reason(step, hardware=hardware, prior=prior) is None:
             on_start(chain, step)
-        result = run_step(step, chain, root=root, hardware=hardware, prior=prior, python=python, timeout_s=timeout_s)
+        result = run_with_reruns(
+            lambda: run_step(step, chain, root=root, hardware=hardware, prior=prior, python=python, timeout_s=timeout_s),
+            reruns=reruns,
+            root=Path(root),
+        )
         logger.info("%s::%s %s%s", chain.id, step.name, result.status, f" ({result.reason})" if result.reason else "")
         prior[step.name] = result
         if on_result is not None:
@@ -111,6 +118,7 @@ def run_plan(
     timeout_s: float | None = None,
     on_result: ResultCallback | None = None,
     on_start: StartCallback | None = None,
+    reruns: int = 0,
 ) -> tuple[StepResult, ...]:
     """Run every chain in plan order; a failure inside one chain never stops the others."""
     results: list[StepResult] = []
@@ -125,6 +133,7 @@ def run_plan(
                 timeout_s=timeout_s,
                 on_result=on_result,
                 on_start=on_start,
+                reruns=reruns,
             )
         )
     return tuple(results)

@@ -218,6 +218,10 @@ def _records() -> list[CaseRecord]:
 
 def test_html_grid_details_escaping_and_links(tmp_path: Path) -> None:
     report = tmp_path / "reports" / "report.html"
+    report.parent.mkdir()
+    (tmp_path / OUT).mkdir(parents=True)
+    (tmp_path / OUT / f"{CHAIN}.log").write_text("KeyError\n")
+    (tmp_path / OUT / "results_python.log").write_text("Run failed with command - ...\n")
     page = render_html(_records(), report_path=report, log_root=tmp_path, title="Nightly <main>", sources=["j.xml"])
     assert "<title>Nightly &lt;main&gt;</title>" in page
     # autoescape: the command and the excerpt are text, never markup
@@ -226,13 +230,21 @@ def test_html_grid_details_escaping_and_links(tmp_path: Path) -> None:
     assert "KeyError: &lt;missing &amp; broken&gt;" in page
     # the grid: one row per model x mode, one column per step kind present, coloured by the worst status
     grid = page[page.index('<table class="grid"') : page.index("</table>")]
-    assert re.findall(r"<th>(\w+)</th>", grid) == ["model", "mode", "train", "eval", "export", "infer", "alpha", "beta"]
+    assert re.findall(r"<th>(\w+)</th>", grid) == [
+        "model", "mode", "train", "eval", "export", "infer", "results", "alpha", "beta"
+    ]  # fmt: skip
+    # a link to each model x mode's results_python.log where there is one, a dash where not
+    assert f'<a href="../{OUT}/results_python.log">results_python.log</a>' in grid
+    assert grid.count("results_python.log</a>") == 1
     assert 'class="cell status-failed" data-kind="train"' in grid
     assert 'class="cell status-skipped" data-kind="eval"' in grid
     assert 'class="cell status-passed" data-kind="export"' in grid
     assert grid.count("status-none") == 4  # empty cells: alpha/export, beta/train, beta/eval, beta/infer
     # details: a row per step with status, log link relative to the report, and the failure excerpt
     assert f'<a href="../{OUT}/{CHAIN}.log">{OUT}/{CHAIN}.log</a>' in page
+    # no dead links: every relative href names a file that exists (skipped steps and missing logs link nowhere)
+    for href in re.findall(r'href="([^"#][^"]*)"', page):
+        assert (report.parent / href).is_file(), href
     assert page.count('<tr class="step"') == 4
     assert 'data-status="failed"' in page and 'data-status="skipped"' in page
     assert '<pre class="excerpt">' in page
