@@ -10,10 +10,35 @@ import pytest
 
 from harness.environment import RunEnvironment, collect_environment
 from harness.reports import ENV_PROPERTY_PREFIX, FAILING, CaseRecord
+from harness.steps import Chain
 
-__all__ = ["TipcExtras", "add_options", "record_of_report"]
+__all__ = ["DEVICE_CHOICES", "TipcExtras", "add_options", "chain_device", "pytest_collection_modifyitems", "record_of_report"]
 
 FLAKY_PROPERTY: Final = "flaky"
+DEVICE_CHOICES: Final = ("cpu", "gpu")
+_DEVICE_NEEDS: Final = frozenset({"gpu", "multi_gpu", "tensorrt"})
+
+
+def chain_device(chain: Chain) -> str:
+    """'gpu' when a chain's first step needs a CUDA device (it trains, or first runs, on a GPU), else 'cpu'."""
+    first = chain.steps[0] if chain.steps else None
+    return "gpu" if first is not None and {str(r) for r in first.requires} & _DEVICE_NEEDS else "cpu"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--tipc-device: keep whole chains of one device kind (steps of a chain never split between cells)."""
+    wanted = config.getoption("tipc_device", None)
+    if wanted is None:
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        chain = getattr(item, "chain", None)
+        (keep if not isinstance(chain, Chain) or chain_device(chain) == wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def add_options(group: pytest.OptionGroup) -> None:
@@ -23,6 +48,13 @@ def add_options(group: pytest.OptionGroup) -> None:
         default=None,
         metavar="URL",
         help="record this run in a history database: a SQLite file or a SQLAlchemy URL (postgresql://...)",
+    )
+    group.addoption(
+        "--tipc-device",
+        choices=DEVICE_CHOICES,
+        default=None,
+        help="gpu: only chains that train (or, without training, first run) on a GPU; cpu: every other chain. "
+        "Nightly GPU and CPU cells split the chains this way, so no step runs in both",
     )
     group.addoption(
         "--tipc-reruns",

@@ -296,6 +296,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=run_id,
         reruns=max(0, int(config.getoption("tipc_reruns") or 0)),
     )
+    config.pluginmanager.register(pytest_extras, "tipc-device")  # --tipc-device, on every worker alike
     if workerinput is None:  # history, environment and FLAKY statuses live on the controller
         config.pluginmanager.register(pytest_extras.TipcExtras(config, root=root, run_id=run_id), "tipc-extras")
 

@@ -314,11 +314,25 @@ def _model_from_mangled(name: str) -> str:
     return parts[2] if len(parts) > 4 and parts[:2] == ["test_tipc", "configs"] else "(config)"
 
 
-def load_junit(paths: Iterable[Path]) -> tuple[CaseRecord, ...]:
-    """Every test case of the given JUnit files, TIPC steps and ordinary tests alike (see CaseRecord.tipc)."""
+def load_junit(paths: Iterable[Path], *, logs_beside: Path | None = None) -> tuple[CaseRecord, ...]:
+    """Every test case of the given JUnit files, TIPC steps and ordinary tests alike (see CaseRecord.tipc).
+
+    ``logs_beside``: each file's log paths are relative to the folder holding that file (a CI cell's own folder);
+    they are rewritten relative to ``logs_beside`` (the report's log root).
+    """
     records: list[CaseRecord] = []
     for path in paths:
-        records.extend(_records_of(_read_junit(path)))
+        found = _records_of(_read_junit(path))
+        if logs_beside is not None:
+            base = path.resolve().parent
+            top = logs_beside.resolve()
+            found = [
+                dataclasses.replace(r, log_path=Path(os.path.relpath(base / r.log_path, top)).as_posix())
+                if r.log_path and not Path(r.log_path).is_absolute()
+                else r
+                for r in found
+            ]
+        records.extend(found)
     return tuple(records)
 
 
@@ -852,8 +866,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     try:
         totals = merge_junit(paths, Path(args.output))
         if args.history:
-            records = load_junit([Path(args.output)])
             root = Path(args.log_root) if args.log_root else Path.cwd()
+            records = load_junit(paths, logs_beside=root if args.logs_beside_xml else None)
             _record_history(args.history, records, environment=load_junit_environment(paths), log_root=root,
                             source="merge", run_id=args.run_id or "")
     except (ReportError, HarnessError) as exc:
@@ -880,7 +894,7 @@ def _cmd_html(args: argparse.Namespace) -> int:
                 _err("give JUnit XML files or --run-dir")
                 return 2
             paths = [Path(p) for p in args.files]
-            records = load_junit(paths)
+            records = load_junit(paths, logs_beside=root if args.logs_beside_xml else None)
             sources = list(args.files)
             environment = load_junit_environment(paths)
         rows = None
@@ -921,6 +935,7 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     report = subparsers.add_parser("report", help="merge, render and compare JUnit reports of TIPC runs")
     actions = report.add_subparsers(dest="report_command", metavar="{merge,html,compare}", required=True)
     history_help = "run history: a SQLite file or a SQLAlchemy URL (postgresql://user:pw@host/db)"
+    beside_help = "each JUnit file's log paths are relative to its own folder (one folder per CI cell)"
 
     merge = actions.add_parser("merge", help="combine shard JUnit XML files and print the totals")
     merge.add_argument("files", nargs="+", help="JUnit XML files (one per shard)")
@@ -928,6 +943,7 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     merge.add_argument("--history", default=None, metavar="URL", help=f"record the merged run in the {history_help}")
     merge.add_argument("--run-id", default=None, help="id of the recorded run (default: a new one; same id replaces)")
     merge.add_argument("--log-root", default=None, help="run root the log paths are relative to (default: cwd)")
+    merge.add_argument("--logs-beside-xml", action="store_true", help=beside_help)
     merge.set_defaults(handler=_cmd_merge)
 
     html = actions.add_parser("html", help="render a self-contained HTML report")
@@ -935,6 +951,7 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     html.add_argument("--run-dir", default=None, help="read results_python.log files under this folder instead")
     html.add_argument("-o", "--output", default="reports/report.html", help="HTML file (default: reports/report.html)")
     html.add_argument("--log-root", default=None, help="run root the log paths are relative to (default: cwd)")
+    html.add_argument("--logs-beside-xml", action="store_true", help=beside_help)
     html.add_argument("--title", default="TIPC report")
     html.add_argument("--history", default=None, metavar="URL", help=f"add 'new since last run' and trends from the {history_help}")
     html.add_argument("--history-runs", type=int, default=20, metavar="N", help="runs the trend charts show (default: 20)")
