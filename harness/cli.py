@@ -331,7 +331,7 @@ def _config_name(config: str, root: Path) -> str:
 def _print_summary(results: Sequence[StepResult], results_log: Path, *, console: Console, root: Path,
                    hints: dict[str, str]) -> None:
     print(flush=True)
-    progress.summary(results, console)
+    progress.summary(results, console, root=root)
     for line in progress.failure_report(results, root=root, hints=hints):
         print(line)
     print(f"results: {results_log}", flush=True)

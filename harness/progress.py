@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILURE_LINES",
     "Progress",
+    "cause_line",
     "failure_report",
     "last_line",
     "missing_data_hint",
@@ -174,7 +175,7 @@ class Progress:
         table = Table.grid(padding=(0, 1), expand=False)
         table.add_column(no_wrap=True)
         table.add_column(justify="right", no_wrap=True)
-        table.add_column(overflow="ellipsis", no_wrap=True, max_width=max(20, self.console.width - 60))
+        table.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
         with self._lock:
             running = list(self._running.values())
         for entry in running:
@@ -189,7 +190,26 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def summary(results: Sequence[StepResult], console: Console) -> None:
+_ERROR_LINE: Final = re.compile(r"^\s*(\w+\.)*\w*(Error|Exception|Interrupt|Exit)\b.*|.*\b(error|failed|fatal)\b.*", re.I)
+
+
+def cause_line(log: Path, *, limit: int = 200) -> str:
+    """The line of a failed step's log most likely to say why: its last error-looking line, else its last line.
+
+    Lines the runner adds (``# exit code ...``) and traceback frames are passed over.
+    """
+    from harness.reports import read_log_tail  # noqa: PLC0415
+
+    lines = [
+        line.strip()
+        for line in read_log_tail(log, 60).splitlines()
+        if line.strip() and not line.startswith("#") and not line.lstrip().startswith(("File \"", "^", "~"))
+    ]
+    found = next((line for line in reversed(lines) if _ERROR_LINE.match(line)), lines[-1] if lines else "")
+    return found if len(found) <= limit else found[: limit - 1] + "…"
+
+
+def summary(results: Sequence[StepResult], console: Console, *, root: Path | None = None) -> None:
     """A table of every step (step, status, seconds, reason) sized to the console, then the totals line."""
     from rich import box  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
@@ -205,11 +225,19 @@ def summary(results: Sequence[StepResult], console: Console) -> None:
             f"{r.chain_id}::{r.step_name}",
             "FLAKY" if r.flaky else status.upper(),
             f"{r.duration_s:.1f}" if r.status is not StepStatus.SKIPPED else "-",
-            r.reason,
+            _reason(r, root),
             style=_STYLES.get(status) if console.is_terminal else None,
         )
     console.print(table)
     console.print(totals_line(results), markup=False, highlight=False)
+
+
+def _reason(result: StepResult, root: Path | None) -> str:
+    """The summary's reason: for a failure, the harness's reason and the log line that says why."""
+    if not result.failed or root is None:
+        return result.reason
+    cause = cause_line(root / result.log_path)
+    return f"{result.reason}: {cause}" if cause else result.reason
 
 
 def failure_report(results: Sequence[StepResult], *, root: Path, hints: Mapping[str, str] | None = None,
@@ -222,7 +250,7 @@ def failure_report(results: Sequence[StepResult], *, root: Path, hints: Mapping[
         if not r.failed:
             continue
         key = f"{r.chain_id}::{r.step_name}"
-        out += ["", f"{str(r.status).upper()} {key}: {r.reason or r.status}", f"  log: {root / r.log_path}"]
+        out += ["", f"{str(r.status).upper()} {key}: {_reason(r, root) or r.status}", f"  log: {root / r.log_path}"]
         hint = (hints or {}).get(key)
         if hint:
             out.append(f"  {hint}")
