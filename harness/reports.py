@@ -861,6 +861,12 @@ def _record_history(url: str, records: Sequence[CaseRecord], *, environment: Run
     _out(f"recorded run {run} in the history")
 
 
+def _newest_environment(run_dir: Path) -> RunEnvironment | None:
+    """The environment.json that `tipc run` wrote most recently under a run folder (one per model x mode)."""
+    found = sorted(run_dir.rglob(ENVIRONMENT_FILE), key=lambda p: (p.stat().st_mtime, str(p)))
+    return read_environment(found[-1]) if found else None
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files]
     try:
@@ -888,7 +894,7 @@ def _cmd_html(args: argparse.Namespace) -> int:
         if args.run_dir:
             records = records_from_run_dir(Path(args.run_dir), root=root)
             sources = [args.run_dir]
-            environment = read_environment(Path(args.run_dir) / ENVIRONMENT_FILE)
+            environment = _newest_environment(Path(args.run_dir))
         else:
             if not args.files:
                 _err("give JUnit XML files or --run-dir")

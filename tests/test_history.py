@@ -174,6 +174,12 @@ def test_cli_run_records_history_twice(tmp_path: Path, monkeypatch: pytest.Monke
         rows = history.rows()
     assert {r.status for r in rows} == {"passed", "skipped"}
     assert {v.verdict for v in classify(rows)} == {"passing", "skipped"}
+    # the run wrote its environment next to its results; the report of the run folder shows it, and the history
+    page = root / "r.html"
+    assert main(["report", "html", "--run-dir", "test_tipc/output", "-o", str(page), "--history", url]) == 0
+    text = page.read_text()
+    assert "<th>Paddle</th>" in text and "<th>host</th>" in text
+    assert "Nothing changed since the last recorded run (2 runs in the history)." in text
 
 
 def test_pytest_records_history_and_the_environment(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
