@@ -117,6 +117,15 @@ class TipcExtras:
         self.environment: RunEnvironment | None = None
 
     @pytest.hookimpl
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        if (self.root / "test_tipc" / "configs").is_dir():
+            return []
+        return [
+            f"tipc: warning: {self.root} has no test_tipc/configs (not a repository root? see --tipc-root); "
+            f"step output goes to {self.root / 'test_tipc' / 'output'}"
+        ]
+
+    @pytest.hookimpl
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.environment = collect_environment(self.root)
         from _pytest.junitxml import xml_key  # noqa: PLC0415  (the --junitxml writer, when one is active)

@@ -14,6 +14,8 @@ from harness import progress
 from harness.cli import main
 from harness.status import StepResult, StepStatus
 
+pytest_plugins = ["pytester"]
+
 DATA = Path(__file__).parent / "data"
 CHAIN = "norm_train_gpus_-1_autocast_False_nodes_1_with_a_long_name_that_would_wrap"
 
@@ -139,3 +141,13 @@ def test_run_from_elsewhere_warns_and_says_where_output_goes(repo: Path, tmp_pat
     monkeypatch.chdir(elsewhere)
     assert main(["run", str(repo / "test_tipc/configs/toy/train_infer_python.txt"), "lite_train_lite_infer"]) == 0
     assert list(elsewhere.iterdir()) == []
+
+
+def test_pytest_warns_when_the_root_is_not_a_repository(pytester: pytest.Pytester,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only")
+    result.stdout.fnmatch_lines([f"tipc: warning: {pytester.path} has no test_tipc/configs*"])
+    (pytester.path / "test_tipc" / "configs").mkdir(parents=True)
+    assert "has no test_tipc/configs" not in pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only").stdout.str()
