@@ -704,12 +704,14 @@ def _chart(points: Sequence[tuple[str, float, int, int]]) -> dict[str, object]:
     if not points:
         return {"line": "", "dots": [], "width": _CHART_W, "height": _CHART_H, "label": ""}
     seconds = [p[1] for p in points]
-    top = max(seconds) or 1.0
+    low, top = min(seconds), max(seconds)
+    span = top - low
     step = (_CHART_W - 8) / max(len(points) - 1, 1)
     dots = []
     for i, (when, total, passed, failing) in enumerate(points):
         x = 4 + i * step
-        y = _CHART_H - 4 - (total / top) * (_CHART_H - 8)
+        # Scaled between the fastest and the slowest run, so a drift of a few percent is visible.
+        y = _CHART_H / 2 if span <= 0 else _CHART_H - 4 - ((total - low) / span) * (_CHART_H - 8)
         dots.append(
             {
                 "x": f"{x:.1f}",
@@ -723,7 +725,7 @@ def _chart(points: Sequence[tuple[str, float, int, int]]) -> dict[str, object]:
         "dots": dots,
         "width": _CHART_W,
         "height": _CHART_H,
-        "label": f"{len(points)} runs, last {seconds[-1]:.1f} s (max {top:.1f} s)",
+        "label": f"{len(points)} runs, last {seconds[-1]:.1f} s (range {low:.1f} to {top:.1f} s)",
     }
 
 

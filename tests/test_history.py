@@ -154,7 +154,7 @@ def test_the_html_report_shows_changes_and_a_trend_chart(history_url: str, tmp_p
     assert '<tr data-verdict="new failure"><td>cfg.txt::lite_train_lite_infer::chain::a</td>' in changes
     assert "::chain::b" not in changes  # unchanged steps are not listed
     assert '<svg class="trend"' in page and 'class="failing"' in page
-    assert "2 runs, last 5.0 s (max 5.0 s)" in page
+    assert "2 runs, last 5.0 s (range 4.0 to 5.0 s)" in page
     assert "<th>Paddle</th><td>3.1.0 (CPU)</td>" in page
 
 
