@@ -136,7 +136,7 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
         meta,
         sa.Column("run_id", sa.String(64), primary_key=True),
         sa.Column("started", sa.DateTime(timezone=True), nullable=False, index=True),
-        sa.Column("commit", sa.String(80), nullable=False, default=""),
+        sa.Column("repo_commit", sa.String(80), nullable=False, default=""),  # not "commit": an SQL keyword
         sa.Column("environment", sa.String(400), nullable=False, default=""),
         sa.Column("environment_json", sa.Text, nullable=False, default="{}"),
         sa.Column("source", sa.String(40), nullable=False, default=""),
@@ -243,7 +243,7 @@ class History:
                     sa.insert(self._runs).values(
                         run_id=run_id,
                         started=started,
-                        commit=environment.commit,
+                        repo_commit=environment.commit,
                         environment=environment.key(),
                         environment_json=json.dumps(environment.to_json(), sort_keys=True),
                         source=source,
@@ -263,7 +263,7 @@ class History:
         runs, steps = self._runs, self._steps
         recent = sa.select(runs.c.run_id).order_by(runs.c.started.desc(), runs.c.run_id.desc()).limit(last_runs)
         query = (
-            sa.select(runs.c.run_id, runs.c.started, runs.c.commit, runs.c.environment, steps)
+            sa.select(runs.c.run_id, runs.c.started, runs.c.repo_commit, runs.c.environment, steps)
             .join(steps, steps.c.run_id == runs.c.run_id)
             .where(runs.c.run_id.in_(recent.scalar_subquery()))
             .order_by(runs.c.started, runs.c.run_id, steps.c.id)
@@ -276,7 +276,7 @@ class History:
             HistoryRow(
                 run_id=str(row["run_id"]),
                 started=_utc(row["started"]),
-                commit=str(row["commit"]),
+                commit=str(row["repo_commit"]),
                 environment=str(row["environment"]),
                 key=str(row["key"]),
                 model=str(row["model"]),
