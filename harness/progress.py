@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 
 from harness.prepare import lookup
-from harness.status import StepResult, StepStatus, totals_line
+from harness.status import StepResult, StepStatus, run_interrupted, totals_line
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -230,6 +230,10 @@ def summary(results: Sequence[StepResult], console: Console, *, root: Path | Non
         )
     console.print(table)
     console.print(totals_line(results), markup=False, highlight=False)
+    stopped = run_interrupted(results)
+    if stopped is not None:
+        console.print(f"run {stopped}: the step running then is failed, later steps are skipped", markup=False,
+                      highlight=False)
 
 
 def _reason(result: StepResult, root: Path | None) -> str:

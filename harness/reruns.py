@@ -38,7 +38,7 @@ def run_with_reruns(run_once: Callable[[], StepResult], *, reruns: int, root: Pa
     result = run_once()
     first_failure = result.reason or str(result.status)
     attempt = 1
-    while result.failed and attempt <= reruns:
+    while result.failed and not result.interrupted and attempt <= reruns:  # a signal stops the run, not a retry
         log = root / result.log_path
         if log.is_file():
             shutil.copyfile(log, attempt_log(log, attempt))

@@ -15,6 +15,7 @@ from harness.flavors import Flavor
 from harness.planning.options import MODES, VALUE_MODES, PlanOptions
 from harness.planning.roles import Piece, Role, RoleView, resolve_roles
 from harness.steps import Requirement, Step, StepKind
+from harness.values import line_of_fragment
 
 __all__ = ["Env", "PlanContext", "param", "safe_name", "split_words"]
 
@@ -138,7 +139,8 @@ class PlanContext:
                 out.extend(split_words(text))
             except ValueError as exc:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
-                raise ConfigError(self.config.path, item.line, msg) from None
+                line = item.line or line_of_fragment(self.config, item.text)  # a glued key=value piece
+                raise ConfigError(self.config.path, line, msg) from None
         return tuple(out)
 
     def check_bool(self, role: Role, values: Sequence[str], *, extra: tuple[str, ...] = ()) -> None:
