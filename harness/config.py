@@ -21,6 +21,10 @@ __all__ = [
     "split_entries",
 ]
 
+# First headers of PTQ configs (test_ptq_inference_python.sh input; the train/infer script runs nothing for them)
+_PTQ_HEADERS = ("ptq_params", "kl_quant_params")
+# Logical lines of an eval_params header one off the full layout's line 23
+_FULL_EVAL_SHIFTED = (22, 24)
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
 # A file bigger than this is not a TIPC config; refuse it before reading it all.
 _MAX_BYTES = 1 << 20
@@ -132,7 +136,7 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
     if not entries:
         raise ConfigError(path, 1, "empty config: expected a '===train_params===' header on line 1")
     first = entries[0].header
-    if first == "ptq_params":
+    if first in _PTQ_HEADERS:
         return Layout.PTQ
     if first != "train_params":
         msg = f"expected a '=====train_params=====' header on line 1, found {entries[0].text[:60]!r}"
@@ -142,12 +146,18 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
         if len(entries) >= index and entries[index - 1].header == "eval_params":
             return layout
     for entry in entries:
+        if entry.header == "eval_params" and entry.index in _FULL_EVAL_SHIFTED:
+            # One line missing or extra above the eval header: still the full layout, read by position (the flavor's
+            # anchors decide whether that is an error; PaddleOCR's script runs such configs).
+            return Layout.FULL
         if entry.header == "eval_params":
             msg = (
                 f"'eval_params' header is on logical line {entry.index}; a TIPC config has it on line 16 "
                 "(tutorial layout) or 23 (full layout): a line is missing or extra above it"
             )
             raise ConfigError(path, entry.line, msg)
+    if _is_ptq_without_header(entries):
+        return Layout.PTQ
     raise ConfigError(path, entries[-1].line, "no '=====eval_params=====' header: not a train_infer_python config")
 
 
@@ -167,6 +177,13 @@ def _is_control(ch: str) -> bool:
     # C0 and C1 controls (tab excepted) and the Unicode line/paragraph separators: none belongs in a config line.
     code = ord(ch)
     return (code < 32 and ch != "\t") or 0x7F <= code <= 0x9F or ch in "\u2028\u2029"
+
+
+def _is_ptq_without_header(entries: tuple[Entry, ...]) -> bool:
+    """A PTQ config written under a train_params header (PaddleOCR's KL configs): one section, a quant export."""
+    keys = {entry.key for entry in entries}
+    headers = [entry.header for entry in entries if entry.header is not None]
+    return headers == ["train_params"] and {"infer_export", "infer_quant"} <= keys
 
 
 def split_entries(path: str, text: str) -> tuple[Entry, ...]:

@@ -46,7 +46,12 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
         return plan
     check_layout(config, flavor.name)
     ctx = PlanContext(config, mode, flavor, options)
-    check_numbers(config, ctx.roles, quirks=options.quirks)
+    eval_line = config.section_start("eval_params")
+    if config.layout is Layout.FULL and eval_line != 23:
+        ctx.notes.append(f"eval_params is on logical line {eval_line}, not 23: later lines are read one position "
+                         "off, as the reference script reads them (Q9.14)")
+    else:  # read one position off, the numeric roles hold other keys' values: the note above says so instead
+        check_numbers(config, ctx.roles, quirks=options.quirks)
     chains = build_chains(ctx)
     plan = _plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes))
     check_plan_paths(plan, config)  # every path the harness writes stays in the output folder

@@ -31,7 +31,7 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     "latin1.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:caf\xe9")).encode("latin-1"), 2, "UTF-8"),
     "no_train_header.txt": ("\n".join(with_line(TUTORIAL, 1, "model_name:toy")), 1, "train_params"),
     "tutorial_missing_line.txt": ("\n".join(without_line(TUTORIAL, 7)), 15, "eval_params"),
-    "full_missing_line.txt": ("\n".join(without_line(FULL, 9)), 22, "eval_params"),
+    "full_missing_line.txt": ("\n".join(without_line(FULL, 9)), 11, "train_model_name"),
     "eval_header_typo.txt": ("\n".join(with_line(TUTORIAL, 16, "===========eval_param===========")), 32, "eval_params"),
     "model_name_typo.txt": ("\n".join(with_line(TUTORIAL, 2, "model_nme:toy")), 2, "model_name"),
     "model_name_empty.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:")), 2, "needs a value"),
