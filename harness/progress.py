@@ -229,7 +229,9 @@ def summary(results: Sequence[StepResult], console: Console, *, root: Path | Non
             style=_STYLES.get(status) if console.is_terminal else None,
         )
     console.print(table)
-    console.print(totals_line(results), markup=False, highlight=False)
+    flaky = sum(1 for r in results if r.flaky)
+    note = f" ({flaky} of them flaky: passed only on a re-run)" if flaky else ""
+    console.print(totals_line(results) + note, markup=False, highlight=False)
     stopped = run_interrupted(results)
     if stopped is not None:
         console.print(f"run {stopped}: the step running then is failed, later steps are skipped", markup=False,
