@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from harness import __version__, matrix, parity, reports
+from harness import __version__, history, matrix, parity, progress, reports
 from harness.config import Layout, load_config
 from harness.config_kinds import ConfigKind, config_kind, describe_unhandled, is_handled
 from harness.containment import resolve_inside
+from harness.environment import ENVIRONMENT_FILE, collect_environment, write_environment
 from harness.errors import ConfigError, HarnessError
 from harness.command import DEFAULT_TIMEOUT_S
 from harness.execute import interrupted_result, not_run_results, run_plan, selected
@@ -35,8 +37,11 @@ from harness.prepare import REPOSITORY_SCRIPT, lookup, network_failures, plan_pr
 from harness.reports import SIDECAR, append_record, command_failed, step_record
 from harness.runner import child_environment, is_interpreter, run_command
 from harness.values import positive_seconds
-from harness.status import ResultsLog, StepResult, run_interrupted, run_succeeded, summary_table
+from harness.status import ResultsLog, StepResult, run_succeeded
 from harness.steps import Chain, Plan, Step, StepKind
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["ExitCode", "build_parser", "main", "positive_seconds"]
 
@@ -208,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only these step kinds; prerequisites left out count as done by an earlier run",
     )
     p_run.add_argument("--python", default=None, metavar="PATH", help="interpreter to use instead of the config's")
+    p_run.add_argument("--reruns", type=int, default=0, metavar="N",
+                       help="re-run a failed step up to N times; a pass on a re-run is reported as flaky")
+    p_run.add_argument("--history", default=None, metavar="URL",
+                       help="record the run in a history database: a SQLite file or a SQLAlchemy URL")
     p_run.set_defaults(handler=_cmd_run)
 
     p_lint = sub.add_parser("lint", parents=[common], help="check configs; report every error as path:line: message")
@@ -229,11 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     reports.register_cli(sub)
     matrix.register_cli(sub)
     parity.register_cli(sub)
+    history.register_cli(sub)
     return parser
 
 
 def _root(args: argparse.Namespace) -> Path:
-    return Path(args.root) if args.root else Path.cwd()
+    if args.root:
+        return Path(args.root)
+    cwd = Path.cwd()
+    if (cwd / "test_tipc" / "configs").is_dir():
+        return cwd
+    # Run from elsewhere (e.g. from test_tipc/): the repository is the one the config lies in, not the cwd, so
+    # outputs do not land in a stray test_tipc/output (or test_tipc/test_tipc/output) below the cwd.
+    config = Path(getattr(args, "config", "") or ".").resolve()
+    for parent in config.parents:
+        if parent.name == "configs" and parent.parent.name == "test_tipc":
+            return parent.parent.parent
+    return cwd
 
 
 def _plan(args: argparse.Namespace) -> Plan:
@@ -293,9 +314,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)
     config_name = _config_name(args.config, root)
+    environment = collect_environment(root)
     with _cuda_visible_devices(args.gpu_ids), _run_lock(root, plan):
         hardware = detect_hardware()
         print(f"tipc run: {plan.model_name} {plan.mode} ({plan.flavor}); {hardware.describe()}; root {root}")
+        warning = progress.root_warning(root, plan.output_dir)
+        if warning:
+            print(warning, file=sys.stderr)
+        elif args.root is None and root != Path.cwd():
+            print(f"note: run root {root} (the config's repository); output goes to {root / plan.output_dir}")
         for note in plan.notes:
             print(f"note: {note}")
         for note in _interpreter_notes(plan, args.python):
@@ -303,21 +330,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.only:
             left_out = sum(1 for step in plan.steps if not selected(step, args.only))
             print(f"--only {' '.join(args.only)}: {left_out} other step(s) not run")
+        with contextlib.suppress(OSError):  # reports show "not recorded" without it; a full disk must not stop the run
+            write_environment(root / plan.output_dir / ENVIRONMENT_FILE, environment)
         results: list[StepResult] = []
         running: dict[str, tuple[Chain, Step, float]] = {}
-        with _Records(root, plan, config_name) as records:
+        hints: dict[str, str] = {}
+        with _Records(root, plan, config_name) as records, progress.Progress(root=root) as display:
 
             def on_start(chain: Chain, step: Step) -> None:
                 running["step"] = (chain, step, time.monotonic())
-                print(f"{'RUN':<8} {chain.id}::{step.name}", flush=True)
+                display.start(f"{chain.id}::{step.name}", step.command.log_path)
 
             def on_result(result: StepResult) -> None:
                 running.pop("step", None)
                 results.append(result)
                 records.write(result)
-                why = f"  ({result.reason})" if result.reason else ""
+                hint = progress.missing_data_hint(result, root=root, config=args.config, mode=plan.mode)
+                if hint:
+                    hints[f"{result.chain_id}::{result.step_name}"] = hint
                 with contextlib.suppress(OSError):  # after SIGHUP stdout may be gone; the records still count
-                    print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)
+                    display.finish(result, hint=hint)
 
             try:
                 run_plan(
@@ -329,6 +361,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     timeout_s=args.timeout,
                     on_result=on_result,
                     on_start=on_start,
+                    reruns=max(0, args.reruns),
                 )
             except (_Stopped, KeyboardInterrupt) as stop:
                 # The step's process group is gone (the runner saw to it); now leave a true record of the run.
@@ -341,8 +374,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     on_result(result)
                 raise
             finally:  # also on a signal: show what finished before main() picks the exit code
+                display.close()
                 with contextlib.suppress(OSError):
-                    _print_summary(results, root / plan.results_log)
+                    _print_summary(results, root / plan.results_log, console=display.console, root=root, hints=hints)
+        if args.history:
+            with history.History(args.history) as db:
+                run_id = db.record_run(records.cases, environment=environment, source="cli", log_root=root)
+            print(f"history: recorded run {run_id} ({len(records.cases)} steps)")
     if records.trouble:
         return ExitCode.FAILED
     return ExitCode.OK if run_succeeded(results) else ExitCode.FAILED
@@ -363,6 +401,7 @@ class _Records:
         # Each run starts a fresh results_python.log; the previous one is kept beside it (<name>.prev).
         self.log = ResultsLog(root / plan.results_log, model_name=plan.model_name, run_id=uuid.uuid4().hex)
         self.trouble: list[str] = []
+        self.cases: list[reports.CaseRecord] = []  # what --history records
 
     def __enter__(self) -> _Records:
         for path in (self.plan.results_log, f"{self.plan.output_dir}/{SIDECAR}"):
@@ -386,6 +425,7 @@ class _Records:
             self._trouble(self.log.path, exc)
         record = step_record(config=self.config_name, plan=self.plan, chain=chain, step=step,
                              result=result, failure=command_failed(result, root=self.root))
+        self.cases.append(record)
         try:
             append_record(self.sidecar, record)
         except OSError as exc:
@@ -457,10 +497,13 @@ def _config_name(config: str, root: Path) -> str:
         return path.as_posix()
 
 
-def _print_summary(results: Sequence[StepResult], results_log: Path) -> None:
-    print()
-    print(summary_table(results))
-    print(f"results: {results_log}")
+def _print_summary(results: Sequence[StepResult], results_log: Path, *, console: Console, root: Path,
+                   hints: dict[str, str]) -> None:
+    print(flush=True)
+    progress.summary(results, console, root=root)
+    for line in progress.failure_report(results, root=root, hints=hints):
+        print(line)
+    print(f"results: {results_log}", flush=True)
 
 
 @contextmanager

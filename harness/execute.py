@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 
 from harness.hardware import Hardware
 from harness.logger import logger
+from harness.reruns import run_with_reruns
 from harness.runner import run_command
 from harness.status import INTERRUPTED_REASON, StepResult, StepStatus
 from harness.steps import Chain, Plan, Step
@@ -94,6 +96,7 @@ def run_chain(
     on_result: ResultCallback | None = None,
     on_start: StartCallback | None = None,
     inside: str | None = None,
+    reruns: int = 0,
 ) -> tuple[StepResult, ...]:
     """Run a chain's selected steps in order; steps not selected produce no result.
 
@@ -106,8 +109,12 @@ def run_chain(
             continue
         if on_start is not None and skip_reason(step, hardware=hardware, prior=prior) is None:
             on_start(chain, step)
-        result = run_step(
-            step, chain, root=root, hardware=hardware, prior=prior, python=python, timeout_s=timeout_s, inside=inside
+        result = run_with_reruns(
+            lambda: run_step(
+                step, chain, root=root, hardware=hardware, prior=prior, python=python, timeout_s=timeout_s, inside=inside
+            ),
+            reruns=reruns,
+            root=Path(root),
         )
         logger.info("%s::%s %s%s", chain.id, step.name, result.status, f" ({result.reason})" if result.reason else "")
         prior[step.name] = result
@@ -126,6 +133,7 @@ def run_plan(
     timeout_s: float | None = None,
     on_result: ResultCallback | None = None,
     on_start: StartCallback | None = None,
+    reruns: int = 0,
 ) -> tuple[StepResult, ...]:
     """Run every chain in plan order; a failure inside one chain never stops the others.
 
@@ -144,6 +152,7 @@ def run_plan(
                 on_result=on_result,
                 on_start=on_start,
                 inside=plan.output_dir,
+                reruns=reruns,
             )
         )
     return tuple(results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,11 @@ import yaml
 from harness.errors import HarnessError
 
 __all__ = [
+    "CELLS_DIR",
     "Cell",
     "DeviceKind",
+    "available_devices",
+    "unlisted_configs",
     "Matrix",
     "MatrixError",
     "ModelEntry",
@@ -30,7 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_MATRIX: Final = "test_tipc/nightly.yaml"
-JUNIT_DIR: Final = "reports/junit"
+# Each cell writes into a folder of its own (its JUnit file, and its test_tipc/output moved there after the run),
+# uploaded as its own artifact, so merged artifacts never overwrite each other's logs.
+CELLS_DIR: Final = "cells"
 # A chain is never split across shards, so more shards than chains only produce empty jobs.
 MAX_SHARDS: Final = 32
 # GitHub refuses a strategy.matrix with more than 256 jobs.
@@ -55,7 +61,10 @@ class DeviceKind:
     name: str
     runs_on: tuple[str, ...]  # GitHub runner labels; one label is written as a plain string
     workers: int = 1  # pytest-xdist workers inside one cell (-n); 1 = serial
-    select: str = ""  # extra pytest -m expression for this device kind, e.g. "not gpu"
+    select: str = ""  # extra pytest -m expression for this device kind, e.g. "not tensorrt"
+    runner_var: str = ""  # take runs_on from this environment variable (a repository variable); unset: no cells
+    paddle: str = "paddlepaddle"  # the Paddle package a cell of this kind installs (paddlepaddle-gpu for CUDA)
+    chains: str = ""  # "cpu" or "gpu": which chains this kind runs when both kinds have cells (--tipc-device)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +94,7 @@ class Matrix:
     devices: tuple[DeviceKind, ...]
     models: tuple[ModelEntry, ...]
     pr: PrSubset
+    excluded: tuple[tuple[str, str], ...] = ()  # config path -> why it is not in the nightly matrix
 
     def device(self, name: str) -> DeviceKind:
         for device in self.devices:
@@ -108,6 +118,8 @@ class Cell:
     timeout_min: int
     junit: str
     pytest_args: tuple[str, ...]
+    paddle: str = "paddlepaddle"
+    output: str = ""  # this cell's own folder: its JUnit file and its test_tipc/output go here (one artifact)
 
     def argv(self, python: str = "python") -> tuple[str, ...]:
         return (python, "-m", "pytest", *self.pytest_args)
@@ -123,6 +135,8 @@ class Cell:
             "shard": f"{self.shard}/{self.shards}",
             "timeout_min": self.timeout_min,
             "junit": self.junit,
+            "paddle": self.paddle,
+            "output": self.output,
             # Shell-quoted once here so the workflow can paste it after `python -m pytest`.
             "args": shlex.join(self.pytest_args),
         }
@@ -207,7 +221,7 @@ def parse_matrix(data: object, *, path: str, root: Path | None = None) -> Matrix
     """Validate loaded YAML; with ``root``, config paths must exist under it."""
     read = _Reader(path)
     top = read.mapping(data, "")
-    read.only_keys(top, "", ("version", "defaults", "devices", "models", "pr"))
+    read.only_keys(top, "", ("version", "defaults", "devices", "models", "pr", "excluded"))
     version = read.require(top, "", "version")
     if version != 1:
         raise read.fail("version", f"unsupported version {version!r} (this harness reads version 1)")
@@ -230,13 +244,21 @@ def parse_matrix(data: object, *, path: str, root: Path | None = None) -> Matrix
     for name, spec_raw in devices_raw.items():
         key = f"devices.{name}"
         spec = read.mapping(spec_raw, key)
-        read.only_keys(spec, key, ("runs_on", "workers", "select"))
+        read.only_keys(spec, key, ("runs_on", "runner_var", "workers", "select", "paddle", "chains"))
+        if ("runs_on" in spec) == ("runner_var" in spec):
+            raise read.fail(key, "give exactly one of runs_on (runner labels) or runner_var (a variable naming them)")
+        chains = read.string(spec["chains"], f"{key}.chains") if "chains" in spec else ""
+        if chains not in ("", "cpu", "gpu"):
+            raise read.fail(f"{key}.chains", f"expected cpu or gpu, got {chains!r}")
         devices.append(
             DeviceKind(
                 name=name,
-                runs_on=read.strings(read.require(spec, key, "runs_on"), f"{key}.runs_on", allow_one=True),
+                runs_on=read.strings(spec["runs_on"], f"{key}.runs_on", allow_one=True) if "runs_on" in spec else (),
+                runner_var=read.string(spec["runner_var"], f"{key}.runner_var") if "runner_var" in spec else "",
                 workers=read.positive_int(spec.get("workers", 1), f"{key}.workers", maximum=64),
                 select=read.string(spec["select"], f"{key}.select") if "select" in spec else "",
+                paddle=read.string(spec.get("paddle", "paddlepaddle"), f"{key}.paddle"),
+                chains=chains,
             )
         )
     device_names = tuple(d.name for d in devices)
@@ -304,7 +326,50 @@ def parse_matrix(data: object, *, path: str, root: Path | None = None) -> Matrix
         devices=pr_devices,
         shards=read.positive_int(pr_raw.get("shards", 1), "pr.shards", maximum=MAX_SHARDS),
     )
-    return Matrix(path=path, devices=tuple(devices), models=tuple(models), pr=pr)
+    excluded_raw = read.mapping(top.get("excluded", {}), "excluded")
+    listed = {config for model in models for config in model.configs}
+    excluded: list[tuple[str, str]] = []
+    for config, reason in excluded_raw.items():
+        ekey = f"excluded.{config}"
+        if config in listed:
+            raise read.fail(ekey, "is both in a model's configs and excluded")
+        if root is not None and not (root / config).is_file():
+            raise read.fail(ekey, f"{config!r} does not exist under {root}")
+        excluded.append((config, read.string(reason, ekey)))
+    return Matrix(path=path, devices=tuple(devices), models=tuple(models), pr=pr, excluded=tuple(excluded))
+
+
+def unlisted_configs(matrix: Matrix, root: Path) -> tuple[str, ...]:
+    """Configs under ``root``/test_tipc/configs that the matrix neither runs nor excludes with a reason."""
+    known = {config for model in matrix.models for config in model.configs} | {c for c, _ in matrix.excluded}
+    shipped = sorted(p.relative_to(root).as_posix() for p in (root / "test_tipc" / "configs").glob("*/*.txt"))
+    return tuple(config for config in shipped if config not in known)
+
+
+def _runner_labels(text: str) -> tuple[str, ...]:
+    """A runner variable's value: a JSON list of labels, or labels separated by commas."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(v.strip() for v in value if v.strip())
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def available_devices(matrix: Matrix, environ: Mapping[str, str]) -> tuple[DeviceKind, ...]:
+    """Device kinds that get cells: fixed runners always, a ``runner_var`` kind only when that variable is set."""
+    out: list[DeviceKind] = []
+    for device in matrix.devices:
+        if device.runner_var:
+            labels = _runner_labels(environ.get(device.runner_var, ""))
+            if not labels:
+                continue
+            device = dataclasses.replace(device, runs_on=labels)
+        out.append(device)
+    return tuple(out)
 
 
 def _read_timeouts(read: _Reader, value: object, key: str, modes: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
@@ -343,21 +408,28 @@ def load_matrix(path: Path, *, root: Path | None = None) -> Matrix:
     return parse_matrix(data, path=shown, root=root)
 
 
-def expand(matrix: Matrix, *, pr: bool = False) -> tuple[Cell, ...]:
-    """Every cell in a stable order: model, mode, device, shard, as listed in the file."""
+def expand(matrix: Matrix, *, pr: bool = False, environ: Mapping[str, str] | None = None) -> tuple[Cell, ...]:
+    """Every cell in a stable order: model, mode, device, shard, as listed in the file.
+
+    A device kind with ``runner_var`` gets cells only when that variable (``environ``, default os.environ) names
+    runners. When kinds with ``chains`` both get cells, each runs only its own chains (``--tipc-device``).
+    """
+    available = {d.name: d for d in available_devices(matrix, os.environ if environ is None else environ)}
+    split = len({d.chains for d in available.values() if d.chains}) > 1
     cells: list[Cell] = []
     models = tuple(m for m in matrix.models if not pr or m.name in matrix.pr.models)
     for model in models:
         modes = tuple(m for m in model.modes if not pr or m in matrix.pr.modes)
-        devices = tuple(d for d in model.devices if not pr or d in matrix.pr.devices)
+        devices = tuple(d for d in model.devices if (not pr or d in matrix.pr.devices) and d in available)
         shards = min(model.shards, matrix.pr.shards) if pr else model.shards
         timeouts = dict(model.timeout_min)
         for mode in modes:
             for device_name in devices:
-                device = matrix.device(device_name)
+                device = available[device_name]
                 for shard in range(1, shards + 1):
                     name = f"{model.name}-{mode}-{device.name}-{shard}of{shards}"
-                    junit = f"{JUNIT_DIR}/{name}.xml"
+                    output = f"{CELLS_DIR}/{name}"
+                    junit = f"{output}/junit.xml"
                     args: list[str] = [*model.configs, "--tipc-mode", mode]
                     if shards > 1:
                         args += ["--tipc-shard", f"{shard}/{shards}"]
@@ -365,6 +437,8 @@ def expand(matrix: Matrix, *, pr: bool = False) -> tuple[Cell, ...]:
                         args += ["--tipc-timeout", _number(model.step_timeout_s)]
                     if device.workers > 1:
                         args += ["-n", str(device.workers)]
+                    if split and device.chains:
+                        args += ["--tipc-device", device.chains]
                     if device.select:
                         args += ["-m", device.select]
                     args += ["--junitxml", junit]
@@ -380,6 +454,8 @@ def expand(matrix: Matrix, *, pr: bool = False) -> tuple[Cell, ...]:
                             timeout_min=timeouts[mode],
                             junit=junit,
                             pytest_args=tuple(args),
+                            paddle=device.paddle,
+                            output=output,
                         )
                     )
     if len(cells) > MAX_CELLS:

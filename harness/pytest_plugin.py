@@ -13,7 +13,7 @@ from typing import IO, Final
 
 import pytest
 
-from harness import prepare
+from harness import prepare, pytest_extras
 from harness.command import DEFAULT_TIMEOUT_S
 from harness.config import Layout, TipcConfig, load_config
 from harness.config_kinds import (
@@ -37,6 +37,7 @@ from harness.reports import (
     step_record,
     step_trainer,
 )
+from harness.reruns import run_with_reruns
 from harness.runner import interrupt_on_signals, run_command
 from harness.status import ResultsLog, StepResult, StepStatus
 from harness.steps import Chain, Plan, Step, StepKind
@@ -114,6 +115,7 @@ class TipcSession:
     shard: tuple[int, int] | None
     glob: str
     run_id: str  # shared by every xdist worker of one run: data preparation happens once per run
+    reruns: int = 0  # --tipc-reruns: re-run a failed step up to this many times (harness/reruns.py)
     _hardware: Hardware | None = None
     _logs: dict[str, ResultsLog] = dataclasses.field(default_factory=dict)
     _prepared: dict[str, StepResult | None] = dataclasses.field(default_factory=dict)
@@ -292,6 +294,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="I/N",
         help="run shard I of N (1-based); whole chains, balanced by expected duration, stable across runs",
     )
+    pytest_extras.add_options(group)
     parser.addini("tipc_config_glob", INI_OPTIONS["tipc_config_glob"], default=DEFAULT_GLOB)
     parser.addini("tipc_mode", INI_OPTIONS["tipc_mode"], type="args", default=[])
     parser.addini("tipc_flavor", INI_OPTIONS["tipc_flavor"], default="")
@@ -362,7 +365,11 @@ def pytest_configure(config: pytest.Config) -> None:
         shard=_parse_shard(config.getoption("tipc_shard")),
         glob=str(config.getini("tipc_config_glob")),
         run_id=run_id,
+        reruns=max(0, int(config.getoption("tipc_reruns") or 0)),
     )
+    config.pluginmanager.register(pytest_extras, "tipc-device")  # --tipc-device, on every worker alike
+    if workerinput is None:  # history, environment and FLAKY statuses live on the controller
+        config.pluginmanager.register(pytest_extras.TipcExtras(config, root=root, run_id=run_id), "tipc-extras")
 
 
 @pytest.hookimpl
@@ -647,15 +654,19 @@ class StepItem(pytest.Item):
         result = self._prepare_failure(session, prior)
         if result is None:
             with interrupt_on_signals():  # SIGTERM/SIGHUP stop the step's tree before pytest goes
-                result = run_step(
-                    self.step,
-                    self.chain,
+                result = run_with_reruns(
+                    lambda: run_step(
+                        self.step,
+                        self.chain,
+                        root=session.root,
+                        hardware=session.hardware,
+                        prior=prior,
+                        python=session.python,
+                        timeout_s=session.timeout_s,
+                        inside=self.plan.output_dir,
+                    ),
+                    reruns=session.reruns,
                     root=session.root,
-                    hardware=session.hardware,
-                    prior=prior,
-                    python=session.python,
-                    timeout_s=session.timeout_s,
-                    inside=self.plan.output_dir,
                 )
         prior[self.step.name] = result
         lost: list[str] = []  # record files a full disk refused: said once, never in place of the step's outcome
@@ -669,6 +680,8 @@ class StepItem(pytest.Item):
                 ("duration_s", f"{result.duration_s:.3f}"),
                 ("status", str(result.status)),
                 ("reason", result.reason),
+                *((("attempts", str(result.attempts)),) if result.attempts > 1 else ()),
+                *((("flaky", "true"),) if result.flaky else ()),
             ]
         )
         failure = command_failed(result, root=session.root)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Final
 
 import junitparser
 
-from harness.errors import CommandFailed
+from harness.environment import ENVIRONMENT_FILE, RunEnvironment, read_environment
+from harness.errors import CommandFailed, HarnessError
+from harness.history import FIXED, FLAKY, NEW_FAILURE, HistoryRow, classify, trends
 from harness.status import INTERRUPTED_REASON, StepResult, parse_results_line
 from harness.steps import Chain, Plan, Step
 
@@ -42,7 +44,9 @@ __all__ = [
     "render_html",
     "ReportError",
     "command_failed",
+    "failure_signature",
     "failure_text",
+    "load_junit_environment",
     "step_record",
     "step_trainer",
 ]
@@ -62,13 +66,20 @@ PROPERTY_NAMES: Final = (
     "duration_s",
     "status",
     "reason",
+    "flaky",
+    "attempts",
 )
 # Grid columns, in chain order; kinds the plan may add later are appended after these.
 KIND_ORDER: Final = ("prepare", "train", "eval", "export", "kl_quant", "infer", "compare")
-STATUSES: Final = ("passed", "failed", "timeout", "error", "skipped")
+# "flaky": failed, then passed on a re-run (--tipc-reruns); counted apart from plain passes everywhere.
+STATUSES: Final = ("passed", "flaky", "failed", "timeout", "error", "skipped")
 FAILING: Final = frozenset({"failed", "timeout", "error"})
 # Worst first: a grid cell takes the colour of the worst status among its steps.
-_SEVERITY: Final = {"error": 0, "timeout": 1, "failed": 2, "skipped": 3, "passed": 4}
+_SEVERITY: Final = {"error": 0, "timeout": 1, "failed": 2, "flaky": 3, "skipped": 4, "passed": 5}
+# `tipc report compare` lists at most this many steps per group unless --limit says otherwise.
+COMPARE_LIMIT: Final = 20
+# Environment values the pytest plugin writes as JUnit <testsuite> properties: tipc_env_<field>.
+ENV_PROPERTY_PREFIX: Final = "tipc_env_"
 TAIL_LINES: Final = 30
 RESULTS_LOG: Final = "results_python.log"
 SIDECAR: Final = "results.jsonl"  # one CaseRecord per line, next to results_python.log
@@ -99,6 +110,7 @@ class CaseRecord:
     reason: str = ""  # skip reason, or the failure's one-line summary
     details: str = ""  # failure text: command, exit code, log path, last lines of the log
     tipc: bool = True  # False for ordinary test cases that share a JUnit file with the chains
+    attempts: int = 1  # >1: the step was re-run (--tipc-reruns); status "flaky" when a re-run passed
 
     @property
     def failing(self) -> bool:
@@ -146,18 +158,26 @@ class Comparison:
             "missing": list(self.missing),
         }
 
-    def text(self) -> str:
+    def text(self, *, limit: int = COMPARE_LIMIT) -> str:
+        """Counts and the first ``limit`` entries of each list (0: no limit), with how many were left out."""
         out: list[str] = []
+
+        def listed(lines: Sequence[str]) -> None:
+            shown = lines if limit <= 0 else lines[:limit]
+            out.extend(f"  {line}" for line in shown)
+            if len(lines) > len(shown):
+                out.append(f"  ... and {len(lines) - len(shown)} more (--limit 0 lists all, --format json too)")
+
         for title, records in (
             ("newly failing", self.newly_failing),
             ("newly passing", self.newly_passing),
             ("still failing", self.still_failing),
         ):
             out.append(f"{title}: {len(records)}")
-            out.extend(f"  {r.key} ({r.status}{': ' + r.reason if r.reason else ''})" for r in records)
+            listed([f"{r.key} ({r.status}{': ' + r.reason if r.reason else ''})" for r in records])
         if self.missing:
             out.append(f"not in the new run: {len(self.missing)}")
-            out.extend(f"  {key}" for key in self.missing)
+            listed(list(self.missing))
         return "\n".join(out)
 
 
@@ -198,6 +218,8 @@ def _case_status(case: junitparser.TestCase, props: Mapping[str, str]) -> tuple[
         if isinstance(result, junitparser.Failure):
             status = props.get("status", "")
             return (status if status in FAILING else "failed"), props.get("reason") or message, text
+    if props.get("flaky") == "true":
+        return "flaky", props.get("reason", ""), ""
     return "passed", "", ""
 
 
@@ -234,6 +256,7 @@ def _records_of(xml: junitparser.JUnitXml) -> list[CaseRecord]:
                         returncode=props.get("returncode", ""),
                         reason=reason,
                         details=details,
+                        attempts=_int(props.get("attempts"), 1),
                     )
                 )
             elif not classname and name.endswith(".txt") and status == "error":
@@ -275,6 +298,13 @@ def _float(text: str | None, fallback: float) -> float:
         return fallback
 
 
+def _int(text: str | None, fallback: int) -> int:
+    try:
+        return int(text) if text else fallback
+    except ValueError:
+        return fallback
+
+
 def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
@@ -285,12 +315,42 @@ def _model_from_mangled(name: str) -> str:
     return parts[2] if len(parts) > 4 and parts[:2] == ["test_tipc", "configs"] else "(config)"
 
 
-def load_junit(paths: Iterable[Path]) -> tuple[CaseRecord, ...]:
-    """Every test case of the given JUnit files, TIPC steps and ordinary tests alike (see CaseRecord.tipc)."""
+def load_junit(paths: Iterable[Path], *, logs_beside: Path | None = None) -> tuple[CaseRecord, ...]:
+    """Every test case of the given JUnit files, TIPC steps and ordinary tests alike (see CaseRecord.tipc).
+
+    ``logs_beside``: each file's log paths are relative to the folder holding that file (a CI cell's own folder);
+    they are rewritten relative to ``logs_beside`` (the report's log root).
+    """
     records: list[CaseRecord] = []
     for path in paths:
-        records.extend(_records_of(_read_junit(path)))
+        found = _records_of(_read_junit(path))
+        if logs_beside is not None:
+            base = path.resolve().parent
+            top = logs_beside.resolve()
+            found = [
+                dataclasses.replace(r, log_path=Path(os.path.relpath(base / r.log_path, top)).as_posix())
+                if r.log_path and not Path(r.log_path).is_absolute()
+                else r
+                for r in found
+            ]
+        records.extend(found)
     return tuple(records)
+
+
+def load_junit_environment(paths: Iterable[Path]) -> RunEnvironment | None:
+    """The run environment the pytest plugin wrote as ``tipc_env_*`` suite properties (the first file that has one)."""
+    for path in paths:
+        xml = _read_junit(path)
+        suites = [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
+        for suite in suites:
+            values = {
+                str(p.name)[len(ENV_PROPERTY_PREFIX) :]: str(p.value or "")
+                for p in suite.properties()  # type: ignore[no-untyped-call]
+                if str(p.name).startswith(ENV_PROPERTY_PREFIX)
+            }
+            if values:
+                return RunEnvironment.from_json(values)
+    return None
 
 
 def merge_junit(paths: Sequence[Path], output: Path) -> JunitTotals:
@@ -452,13 +512,14 @@ def step_record(
         trainer=step_trainer(step, chain),
         step=step.name,
         kind=str(step.kind),
-        status=str(result.status),
+        status="flaky" if result.flaky else str(result.status),
         duration_s=round(result.duration_s, 3),
         command=result.command,
         log_path=result.log_path,
         returncode="" if result.returncode is None else str(result.returncode),
         reason=result.reason,
         details=details,
+        attempts=result.attempts,
     )
 
 
@@ -579,14 +640,95 @@ def _worst(statuses: Iterable[str]) -> str:
 
 
 def _href(log_path: str, *, log_root: Path | None, report_dir: Path) -> str:
+    """A relative link to a log file, or '' when there is nothing to link to (so the report has no dead links)."""
     if not log_path or log_root is None:
         return ""
     target = Path(log_path) if Path(log_path).is_absolute() else log_root / log_path
+    if not target.is_file():
+        return ""
     return Path(os.path.relpath(target.resolve(), report_dir.resolve())).as_posix()
 
 
 def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "--".join(parts)).strip("-") or "x"
+
+
+_TAIL_MARK: Final = re.compile(r"^---- (last \d+ lines of the log|the log is empty) ----$", re.M)
+_PATHISH: Final = re.compile(r"\S*[/\\]\S*")
+_NUMBERS: Final = re.compile(r"\d+(\.\d+)?")
+
+
+def _pattern(text: str) -> str:
+    """A line with what differs between chains blanked out: paths and numbers."""
+    return _NUMBERS.sub("#", _PATHISH.sub("<path>", text)).strip()
+
+
+def failure_signature(record: CaseRecord, *, lines: int = 3) -> tuple[str, str, str]:
+    """(status, reason pattern, log tail pattern): failures with the same signature have the same cause."""
+    details = record.details
+    mark = _TAIL_MARK.search(details)
+    tail = details[mark.end() :] if mark else details.split("\n\n", 1)[-1]
+    last = [line for line in tail.splitlines() if line.strip()][-lines:]
+    return record.status, _pattern(record.reason), "\n".join(_pattern(line) for line in last)
+
+
+def _results_log_href(group: Sequence[CaseRecord], *, log_root: Path | None, report_dir: Path) -> str:
+    """The model x mode's results_python.log: the folder above its logs that holds one."""
+    if log_root is None:
+        return ""
+    for record in group:
+        if not record.log_path:
+            continue
+        folder = Path(record.log_path).parent
+        while folder.parts:
+            candidate = (folder / RESULTS_LOG).as_posix()
+            href = _href(candidate, log_root=log_root, report_dir=report_dir)
+            if href:
+                return href
+            folder = folder.parent
+    return ""
+
+
+_CHART_W: Final = 180
+_CHART_H: Final = 44
+
+
+def _chart(points: Sequence[tuple[str, float, int, int]]) -> dict[str, object]:
+    """SVG coordinates for one model x mode's trend: total seconds per run, a red dot where a step failed."""
+    if not points:
+        return {"line": "", "dots": [], "width": _CHART_W, "height": _CHART_H, "label": ""}
+    seconds = [p[1] for p in points]
+    low, top = min(seconds), max(seconds)
+    span = top - low
+    step = (_CHART_W - 8) / max(len(points) - 1, 1)
+    dots = []
+    for i, (when, total, passed, failing) in enumerate(points):
+        x = 4 + i * step
+        # Scaled between the fastest and the slowest run, so a drift of a few percent is visible.
+        y = _CHART_H / 2 if span <= 0 else _CHART_H - 4 - ((total - low) / span) * (_CHART_H - 8)
+        dots.append(
+            {
+                "x": f"{x:.1f}",
+                "y": f"{y:.1f}",
+                "failing": failing > 0,
+                "title": f"{when[:16]}: {total:.1f} s, {passed} passed, {failing} failing",
+            }
+        )
+    return {
+        "line": " ".join(f"{d['x']},{d['y']}" for d in dots),
+        "dots": dots,
+        "width": _CHART_W,
+        "height": _CHART_H,
+        "label": f"{len(points)} runs, last {seconds[-1]:.1f} s (range {low:.1f} to {top:.1f} s)",
+    }
+
+
+def _history_view(rows: Sequence[HistoryRow], current_keys: Iterable[str]) -> dict[str, object]:
+    verdicts = classify(rows)
+    wanted = frozenset(current_keys)
+    changed = [v for v in verdicts if v.key in wanted and v.verdict in (NEW_FAILURE, FIXED, FLAKY)]
+    charts = {(t.model, t.mode): _chart(t.points[-20:]) for t in trends(rows)}
+    return {"runs": len({r.run_id for r in rows}), "changed": changed, "charts": charts}
 
 
 def render_html(
@@ -597,13 +739,18 @@ def render_html(
     title: str = "TIPC report",
     sources: Sequence[str] = (),
     generated: datetime.datetime | None = None,
+    environment: RunEnvironment | None = None,
+    history: Sequence[HistoryRow] | None = None,
 ) -> str:
-    """The report page: a model x mode x step-kind grid coloured by status, then every step with its details."""
+    """The report page: environment, a model x mode x step-kind grid coloured by status, failures grouped by
+    cause, what changed since the last recorded run with a duration chart per model x mode, then every step."""
     steps = [r for r in records if r.tipc]
     others = [r for r in records if not r.tipc]
     kinds = [k for k in KIND_ORDER if any(r.kind == k for r in steps)]
     kinds += sorted({r.kind for r in steps if r.kind and r.kind not in KIND_ORDER})
     report_dir = report_path.parent
+    view = _history_view(history, (r.key for r in steps)) if history else None
+    charts: Mapping[tuple[str, str], object] = view["charts"] if view else {}  # type: ignore[assignment]
 
     rows = []
     for model, mode in sorted({(r.model, r.mode) for r in steps}):
@@ -620,25 +767,51 @@ def render_html(
                     "duration": sum(r.duration_s for r in members),
                 }
             )
-        rows.append({"model": model, "mode": mode, "anchor": _slug(model, mode), "cells": cells})
+        rows.append(
+            {
+                "model": model,
+                "mode": mode,
+                "anchor": _slug(model, mode),
+                "cells": cells,
+                "results_href": _results_log_href(group, log_root=log_root, report_dir=report_dir),
+                "chart": charts.get((model, mode)),
+            }
+        )
 
-    # A stable sort: inside one model/mode/config/chain the steps keep their run order.
+    # Failures with the same cause (status, reason and the pattern of the log's last lines) form one block.
+    groups: dict[tuple[str, str, str], dict[str, object]] = {}
     details: list[dict[str, object]] = []
-    failures: list[dict[str, object]] = []
     anchored: set[str] = set()
+    # A stable sort: inside one model/mode/config/chain the steps keep their run order.
     for r in sorted(steps, key=lambda r: (r.model, r.mode, r.config, r.chain)):
         anchor = _slug(r.model, r.mode)
+        href = "" if r.status == "skipped" else _href(r.log_path, log_root=log_root, report_dir=report_dir)
         item: dict[str, object] = {
             "record": r,
             "anchor": "" if anchor in anchored else anchor,  # the grid links to a group's first row
-            "href": _href(r.log_path, log_root=log_root, report_dir=report_dir),
-            "log_name": Path(r.log_path).name if r.log_path else "",
-            "excerpt": (r.details.strip() or r.reason) if r.failing else "",
-            "fail_id": f"failure-{len(failures) + 1}" if r.failing else "",
+            "href": href,
+            "log_name": Path(r.log_path).name if r.log_path and r.status != "skipped" else "",
+            "fail_id": "",
         }
-        details.append(item)
         if r.failing:
-            failures.append(item)
+            signature = failure_signature(r)
+            block = groups.get(signature)
+            if block is None:
+                block = {
+                    "id": f"failure-{len(groups) + 1}",
+                    "status": r.status,
+                    "reason": r.reason,
+                    "excerpt": r.details.strip() or r.reason,
+                    "href": href,
+                    "log_path": r.log_path,
+                    "members": [],
+                }
+                groups[signature] = block
+            listed = block["members"]
+            assert isinstance(listed, list)
+            listed.append(item)
+            item["fail_id"] = block["id"]
+        details.append(item)
         anchored.add(anchor)
     totals = {s: sum(1 for r in steps if r.status == s) for s in STATUSES}
     when = (generated or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -647,10 +820,13 @@ def render_html(
         title=title,
         generated=when,
         sources=list(sources),
+        environment=environment.rows() if environment else (),
         kinds=kinds,
         rows=rows,
         details=details,
-        failures=failures,
+        failure_groups=list(groups.values()),
+        failing=sum(1 for r in steps if r.failing),
+        history=view,
         totals=totals,
         total=len(steps),
         duration=sum(r.duration_s for r in steps),
@@ -681,10 +857,33 @@ def _err(text: str) -> None:
     sys.stderr.write(f"tipc report: {text}\n")
 
 
+def _record_history(url: str, records: Sequence[CaseRecord], *, environment: RunEnvironment | None,
+                    log_root: Path, source: str, run_id: str = "") -> None:
+    from harness.history import History  # noqa: PLC0415
+
+    with History(url) as history:
+        run = history.record_run(
+            records, environment=environment or RunEnvironment(), run_id=run_id, source=source, log_root=log_root
+        )
+    _out(f"recorded run {run} in the history")
+
+
+def _newest_environment(run_dir: Path) -> RunEnvironment | None:
+    """The environment.json that `tipc run` wrote most recently under a run folder (one per model x mode)."""
+    found = sorted(run_dir.rglob(ENVIRONMENT_FILE), key=lambda p: (p.stat().st_mtime, str(p)))
+    return read_environment(found[-1]) if found else None
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.files]
     try:
-        totals = merge_junit([Path(p) for p in args.files], Path(args.output))
-    except ReportError as exc:
+        totals = merge_junit(paths, Path(args.output))
+        if args.history:
+            root = Path(args.log_root) if args.log_root else Path.cwd()
+            records = load_junit(paths, logs_beside=root if args.logs_beside_xml else None)
+            _record_history(args.history, records, environment=load_junit_environment(paths), log_root=root,
+                            source="merge", run_id=args.run_id or "")
+    except (ReportError, HarnessError) as exc:
         _err(str(exc))
         return 2
     _out(f"merged into {args.output}: {totals.line()}")
@@ -697,22 +896,31 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_html(args: argparse.Namespace) -> int:
     output = Path(args.output)
+    root = Path(args.log_root) if args.log_root else Path.cwd()
     try:
         if args.run_dir:
-            root = Path(args.log_root) if args.log_root else Path.cwd()
             records = records_from_run_dir(Path(args.run_dir), root=root)
             sources = [args.run_dir]
+            environment = _newest_environment(Path(args.run_dir))
         else:
             if not args.files:
                 _err("give JUnit XML files or --run-dir")
                 return 2
-            records = load_junit(Path(p) for p in args.files)
+            paths = [Path(p) for p in args.files]
+            records = load_junit(paths, logs_beside=root if args.logs_beside_xml else None)
             sources = list(args.files)
-            root = Path(args.log_root) if args.log_root else Path.cwd()
-    except ReportError as exc:
+            environment = load_junit_environment(paths)
+        rows = None
+        if args.history:
+            from harness.history import History  # noqa: PLC0415
+
+            with History(args.history) as history:
+                rows = history.rows(last_runs=args.history_runs)
+    except (ReportError, HarnessError) as exc:
         _err(str(exc))
         return 2
-    page = render_html(records, report_path=output, log_root=root, title=args.title, sources=sources)
+    page = render_html(records, report_path=output, log_root=root, title=args.title, sources=sources,
+                       environment=environment, history=rows)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     steps = [r for r in records if r.tipc]
@@ -732,7 +940,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out(json.dumps(comparison.to_json(), indent=2))
     else:
-        _out(comparison.text())
+        _out(comparison.text(limit=args.limit))
     # Non-zero only for regressions, so CI can gate on "nothing new broke" while old failures are being fixed.
     return 1 if comparison.newly_failing else 0
 
@@ -741,10 +949,16 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     """Add ``tipc report merge|html|compare`` to the harness CLI."""
     report = subparsers.add_parser("report", help="merge, render and compare JUnit reports of TIPC runs")
     actions = report.add_subparsers(dest="report_command", metavar="{merge,html,compare}", required=True)
+    history_help = "run history: a SQLite file or a SQLAlchemy URL (postgresql://user:pw@host/db)"
+    beside_help = "each JUnit file's log paths are relative to its own folder (one folder per CI cell)"
 
     merge = actions.add_parser("merge", help="combine shard JUnit XML files and print the totals")
     merge.add_argument("files", nargs="+", help="JUnit XML files (one per shard)")
     merge.add_argument("-o", "--output", required=True, help="merged JUnit XML file to write")
+    merge.add_argument("--history", default=None, metavar="URL", help=f"record the merged run in the {history_help}")
+    merge.add_argument("--run-id", default=None, help="id of the recorded run (default: a new one; same id replaces)")
+    merge.add_argument("--log-root", default=None, help="run root the log paths are relative to (default: cwd)")
+    merge.add_argument("--logs-beside-xml", action="store_true", help=beside_help)
     merge.set_defaults(handler=_cmd_merge)
 
     html = actions.add_parser("html", help="render a self-contained HTML report")
@@ -752,11 +966,18 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     html.add_argument("--run-dir", default=None, help="read results_python.log files under this folder instead")
     html.add_argument("-o", "--output", default="reports/report.html", help="HTML file (default: reports/report.html)")
     html.add_argument("--log-root", default=None, help="run root the log paths are relative to (default: cwd)")
+    html.add_argument("--logs-beside-xml", action="store_true", help=beside_help)
     html.add_argument("--title", default="TIPC report")
+    html.add_argument("--history", default=None, metavar="URL", help=f"add 'new since last run' and trends from the {history_help}")
+    html.add_argument("--history-runs", type=int, default=20, metavar="N", help="runs the trend charts show (default: 20)")
     html.set_defaults(handler=_cmd_html)
 
     compare = actions.add_parser("compare", help="newly failing / newly passing / still failing between two runs")
     compare.add_argument("old", help="JUnit XML of the earlier run")
     compare.add_argument("new", help="JUnit XML of the later run")
     compare.add_argument("--format", choices=("text", "json"), default="text")
+    compare.add_argument(
+        "--limit", type=int, default=COMPARE_LIMIT, metavar="N",
+        help=f"list at most N steps per group in text output (default: {COMPARE_LIMIT}; 0: all)",
+    )
     compare.set_defaults(handler=_cmd_compare)

@@ -55,9 +55,15 @@ class StepResult:
     returncode: int | None = None
     duration_s: float = 0.0
     reason: str = ""
+    attempts: int = 1  # >1 when re-run after failing (--reruns); a pass then is flaky
 
     def __bool__(self) -> bool:
         return self.status is StepStatus.PASSED
+
+    @property
+    def flaky(self) -> bool:
+        """Passed, but only on a re-run."""
+        return self.status is StepStatus.PASSED and self.attempts > 1
 
     @property
     def interrupted(self) -> bool:

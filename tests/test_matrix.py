@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.matrix import MatrixError, expand, load_matrix, parse_matrix, render
+from harness.matrix import MatrixError, expand, load_matrix, parse_matrix, render, unlisted_configs
 
 pytest_plugins = ["pytester"]
 
@@ -80,8 +80,9 @@ def test_cells_are_model_mode_device_shard_in_file_order() -> None:
         "--tipc-shard",
         "1/2",
         "--junitxml",
-        "reports/junit/alpha-lite_train_lite_infer-cpu-1of2.xml",
+        "cells/alpha-lite_train_lite_infer-cpu-1of2/junit.xml",
     )
+    assert first.output == "cells/alpha-lite_train_lite_infer-cpu-1of2"  # each cell its own folder
     assert [c.timeout_min for c in cells[:5]] == [15, 15, 15, 15, 25]
     assert cells[-1].timeout_min == 20  # the default
     assert "--tipc-shard" not in cells[-1].pytest_args  # one shard: no option
@@ -112,7 +113,7 @@ def test_workers_and_select_become_pytest_options() -> None:
     assert cell.argv() == (
         "python", "-m", "pytest", "test_tipc/configs/alpha/train_infer_python.txt",
         "--tipc-mode", "lite_train_lite_infer", "-n", "2", "-m", "not gpu",
-        "--junitxml", "reports/junit/alpha-lite_train_lite_infer-cpu-1of1.xml",
+        "--junitxml", "cells/alpha-lite_train_lite_infer-cpu-1of1/junit.xml",
     )  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def test_workers_and_select_become_pytest_options() -> None:
         ("devices", ..., "m.yaml: missing required key 'devices'"),
         ("devices.cpu.runs_on", [], "m.yaml: devices.cpu.runs_on: expected a non-empty list of strings, got list"),
         ("devices.cpu.workers", 0, "m.yaml: devices.cpu.workers: expected a positive integer, got int 0"),
-        ("devices.cpu.colour", "red", "m.yaml: devices.cpu.colour: unknown key (expected one of: runs_on, workers, select)"),
+        ("devices.cpu.colour", "red", "m.yaml: devices.cpu.colour: unknown key (expected one of: runs_on, runner_var, workers, select, paddle, chains)"),
         ("models.alpha.modes", ["lite_train_lite_infer", "lite"], "m.yaml: models.alpha.modes[1]: unknown mode 'lite'"),
         ("models.alpha.devices", ["tpu"], "m.yaml: models.alpha.devices[0]: unknown device kind 'tpu' (defined: cpu, gpu)"),
         ("models.alpha.shards", True, "m.yaml: models.alpha.shards: expected a positive integer, got bool"),
@@ -241,13 +242,23 @@ def test_the_workflow_structure() -> None:
     assert any("-m pytest $PYTEST_ARGS" in run for run in runs)
     upload = next(step for step in chains["steps"] if step.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"
-    assert "reports/junit/" in upload["with"]["path"] and "test_tipc/output/" in upload["with"]["path"]
+    # one folder and one artifact per cell: the cell's JUnit and its logs, never a shared path
+    assert upload["with"]["path"] == "${{ matrix.output }}/"
+    assert upload["with"]["name"] == "tipc-${{ matrix.name }}"
+    assert any('mv test_tipc/output "$CELL_DIR/test_tipc/"' in run for run in runs)
+    # GPU cells install the CUDA build
+    gpu = next(step for step in chains["steps"] if step.get("name") == "install the CUDA build of Paddle")
+    assert gpu["if"] == "matrix.paddle != 'paddlepaddle'"
+    assert gpu["env"]["PADDLE_PACKAGE"] == "${{ matrix.paddle }}"
+    assert jobs["plan"]["steps"][-1]["env"]["TIPC_GPU_RUNNER"] == "${{ vars.TIPC_GPU_RUNNER }}"
     report = jobs["report"]
     assert report["needs"] == ["plan", "chains"]
-    assert "always()" in report["if"]
+    assert report["if"] == "always()"
+    download = next(step for step in report["steps"] if step.get("uses", "").startswith("actions/download-artifact"))
+    assert "merge-multiple" not in download["with"]  # each cell's artifact in a folder of its own
     report_runs = "\n".join(step.get("run", "") for step in report["steps"])
-    assert "python -m harness report merge reports/junit/*.xml" in report_runs
-    assert "python -m harness report html reports/merged.xml" in report_runs
+    assert 'python -m harness report merge "${files[@]}" -o reports/merged.xml --logs-beside-xml' in report_runs
+    assert 'python -m harness report html "${files[@]}" --logs-beside-xml --log-root site' in report_runs
     assert jobs["publish"]["if"] == "github.event_name != 'pull_request'"
 
 
@@ -268,4 +279,66 @@ def test_yaml_files_pass_yamllint(path: Path) -> None:
         text=True,
         check=False,
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_gpu_cells_only_when_a_runner_variable_names_a_runner() -> None:
+    data = with_change("devices.gpu", {"runner_var": "GPU_RUNNER", "paddle": "paddlepaddle-gpu", "chains": "gpu"})
+    data["devices"]["cpu"]["chains"] = "cpu"
+    matrix = parse_matrix(data, path="m.yaml")
+    without = expand(matrix, environ={})
+    assert {c.device for c in without} == {"cpu"}
+    # no GPU cells: CPU cells keep every chain (GPU steps are reported skipped, with the reason)
+    assert all("--tipc-device" not in c.pytest_args for c in without)
+    cells = expand(matrix, environ={"GPU_RUNNER": "self-hosted, linux,gpu"})
+    gpu = [c for c in cells if c.device == "gpu"]
+    assert [c.runs_on for c in gpu][0] == ("self-hosted", "linux", "gpu")
+    assert {c.paddle for c in gpu} == {"paddlepaddle-gpu"}
+    assert all(c.pytest_args[c.pytest_args.index("--tipc-device") + 1] == "gpu" for c in gpu)
+    cpu = [c for c in cells if c.device == "cpu"]
+    assert all(c.pytest_args[c.pytest_args.index("--tipc-device") + 1] == "cpu" for c in cpu)
+    assert {c.paddle for c in cpu} == {"paddlepaddle"}
+    assert len({c.output for c in cells}) == len(cells)  # every cell writes its own folder
+    json_list = expand(matrix, environ={"GPU_RUNNER": '["self-hosted", "gpu"]'})
+    assert json_list[2].runs_on == ("self-hosted", "gpu")
+
+
+def test_runs_on_or_runner_var_not_both() -> None:
+    data = with_change("devices.gpu", {"runs_on": "x", "runner_var": "Y"})
+    with pytest.raises(MatrixError, match="give exactly one of runs_on"):
+        parse_matrix(data, path="m.yaml")
+
+
+def test_every_shipped_config_is_in_the_matrix_or_excluded_with_a_reason() -> None:
+    matrix = load_matrix(NIGHTLY, root=REPO)
+    assert unlisted_configs(matrix, REPO) == ()
+    assert all(reason.strip() for _, reason in matrix.excluded)
+    data = copy.deepcopy(BASE)
+    data["excluded"] = {"test_tipc/configs/alpha/train_infer_python.txt": "no"}
+    with pytest.raises(MatrixError, match="is both in a model's configs and excluded"):
+        parse_matrix(data, path="m.yaml")
+
+
+def test_tipc_device_keeps_whole_chains_of_one_kind(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeini("[pytest]\n")
+    for name in ("alpha", "gpu_only"):
+        shutil.copytree(DATA / "configs" / name, pytester.path / "test_tipc" / "configs" / name)
+    ids = {}
+    for device in ("cpu", "gpu"):
+        result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "--tipc-device", device)
+        ids[device] = {line for line in result.outlines if "::" in line}
+    assert ids["cpu"] and ids["gpu"]
+    assert not ids["cpu"] & ids["gpu"]  # no step in both kinds of cell
+    assert all("gpus_-1" in i or "gpus" not in i for i in ids["cpu"])
+    assert all("gpus_0" in i for i in ids["gpu"])
+
+
+def test_actionlint_passes_on_the_workflows() -> None:
+    exe = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    if exe is None:
+        pytest.skip("actionlint is not installed (the dev extra installs it: pip install -e '.[dev]')")
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    done = subprocess.run([exe, "-no-color", *map(str, workflows)], capture_output=True, text=True, check=False,
+                          cwd=REPO)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -118,3 +118,62 @@ def test_the_status_filter_hides_rows_in_the_browser(report: Path) -> None:
     assert shown == ["broken norm_train train"]
     dump = _chromium(browser, "--dump-dom", report.as_uri() + "?status=passed")
     assert '<section class="failure status-border-failed hidden"' in dump.stdout
+
+
+# Appended to a copy of the report: measures the steps table as laid out, and writes the numbers into the DOM.
+_MEASURE = """
+<script>
+window.addEventListener("load", function () {
+  var heads = document.querySelectorAll("#steps thead th");
+  var widths = Array.prototype.map.call(heads, function (th) { return Math.round(th.getBoundingClientRect().width); });
+  var names = document.querySelectorAll("#steps tbody tr.step td:nth-child(4)");
+  var tallest = 0;
+  names.forEach(function (td) { tallest = Math.max(tallest, td.getBoundingClientRect().height); });
+  var out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify({
+    widths: widths, page: document.documentElement.scrollWidth, window: window.innerWidth,
+    table: Math.round(document.getElementById("steps").getBoundingClientRect().width), stepCell: Math.round(tallest)
+  });
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 1400, 1920])
+def test_the_steps_table_is_readable_at_desktop_widths(report: Path, width: int) -> None:
+    import json
+
+    browser = _browser()
+    probe = report.with_name(f"probe-{width}.html")
+    probe.write_text(report.read_text().replace("</body>", _MEASURE + "</body>"))
+    shot = report.with_name(f"steps-{width}.png")
+    _chromium(browser, f"--screenshot={shot}", f"--window-size={width},1000", probe.as_uri())
+    assert _png_size(shot) == (width, 1000)
+    dump = _chromium(browser, f"--window-size={width},1000", "--dump-dom", probe.as_uri())
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dump.stdout)
+    assert found is not None, dump.stderr[-2000:]
+    measured = json.loads(found.group(1).replace("&quot;", '"'))
+    model, mode, chain, step, status, seconds, log, command = measured["widths"]
+    assert measured["page"] <= measured["window"]  # nothing sticks out sideways
+    assert log >= 110 and command >= 250 and chain >= 150 and status >= 90, measured
+    assert measured["stepCell"] < 60, measured  # step names stay on a line or two, not one letter per line
+
+
+def test_the_report_has_no_dead_links_and_links_results_log(report: Path) -> None:
+    page = report.read_text()
+    hrefs = re.findall(r'href="([^"]+)"', page)
+    assert hrefs
+    for href in hrefs:
+        if href.startswith("#"):
+            assert f'id="{href[1:]}"' in page, href
+        else:
+            assert (report.parent / href).is_file(), href
+    assert page.count(">results_python.log</a>") == 2  # alpha and broken
+    # skipped steps have no log to link to: their log cell is a dash and their reason is in the row
+    for row in re.findall(r'<tr class="step" [^>]*data-status="skipped".*?</tr>', page, re.S):
+        assert "href=" not in row and "&ndash;" in row
+    # the environment the run ran on
+    assert re.search(r"<th>Python</th><td>3\.\d+\.\d+</td>", page)
+    assert "<th>Paddle</th>" in page and "<th>harness version</th>" in page

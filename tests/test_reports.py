@@ -218,6 +218,10 @@ def _records() -> list[CaseRecord]:
 
 def test_html_grid_details_escaping_and_links(tmp_path: Path) -> None:
     report = tmp_path / "reports" / "report.html"
+    report.parent.mkdir()
+    (tmp_path / OUT).mkdir(parents=True)
+    (tmp_path / OUT / f"{CHAIN}.log").write_text("KeyError\n")
+    (tmp_path / OUT / "results_python.log").write_text("Run failed with command - ...\n")
     page = render_html(_records(), report_path=report, log_root=tmp_path, title="Nightly <main>", sources=["j.xml"])
     assert "<title>Nightly &lt;main&gt;</title>" in page
     # autoescape: the command and the excerpt are text, never markup
@@ -226,13 +230,21 @@ def test_html_grid_details_escaping_and_links(tmp_path: Path) -> None:
     assert "KeyError: &lt;missing &amp; broken&gt;" in page
     # the grid: one row per model x mode, one column per step kind present, coloured by the worst status
     grid = page[page.index('<table class="grid"') : page.index("</table>")]
-    assert re.findall(r"<th>(\w+)</th>", grid) == ["model", "mode", "train", "eval", "export", "infer", "alpha", "beta"]
+    assert re.findall(r"<th>(\w+)</th>", grid) == [
+        "model", "mode", "train", "eval", "export", "infer", "results", "alpha", "beta"
+    ]  # fmt: skip
+    # a link to each model x mode's results_python.log where there is one, a dash where not
+    assert f'<a href="../{OUT}/results_python.log">results_python.log</a>' in grid
+    assert grid.count("results_python.log</a>") == 1
     assert 'class="cell status-failed" data-kind="train"' in grid
     assert 'class="cell status-skipped" data-kind="eval"' in grid
     assert 'class="cell status-passed" data-kind="export"' in grid
     assert grid.count("status-none") == 4  # empty cells: alpha/export, beta/train, beta/eval, beta/infer
     # details: a row per step with status, log link relative to the report, and the failure excerpt
     assert f'<a href="../{OUT}/{CHAIN}.log">{OUT}/{CHAIN}.log</a>' in page
+    # no dead links: every relative href names a file that exists (skipped steps and missing logs link nowhere)
+    for href in re.findall(r'href="([^"#][^"]*)"', page):
+        assert (report.parent / href).is_file(), href
     assert page.count('<tr class="step"') == 4
     assert 'data-status="failed"' in page and 'data-status="skipped"' in page
     assert '<pre class="excerpt">' in page
@@ -256,3 +268,44 @@ def test_html_command_from_junit_and_from_a_run_dir(tmp_path: Path, capsys: pyte
     )
     assert main(["report", "html", "--run-dir", str(tmp_path / "output"), "-o", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out}: 1 steps, 0 failing"
+
+
+def _failure(chain: str, tail: str, reason: str = "exit code 1") -> CaseRecord:
+    details = f"command: python3 x.py --out {chain}\nexit code: 1\n---- last 30 lines of the log ----\n{tail}"
+    return _alpha(f"train-{chain}", "train", "failed", chain=chain, reason=reason, details=details, key=chain)
+
+
+def test_failures_with_one_cause_form_one_block(tmp_path: Path) -> None:
+    records = [
+        # same reason, same last lines once paths and numbers are blanked: one cause
+        _failure("c1", "loading data\nFileNotFoundError: /x/c1/train_list.txt (epoch 1)"),
+        _failure("c2", "loading data\nFileNotFoundError: /x/c2/train_list.txt (epoch 2)"),
+        _failure("c3", "loading data\nFileNotFoundError: /x/c3/train_list.txt (epoch 3)"),
+        # a different last line: another cause
+        _failure("c4", "step 3\nRuntimeError: CUDA out of memory"),
+        # the same last line but a different reason: another cause
+        _failure("c5", "loading data\nFileNotFoundError: /x/c5/train_list.txt (epoch 1)", reason="timed out after 5 s"),
+    ]
+    page = render_html(records, report_path=tmp_path / "r.html", log_root=tmp_path)
+    sections = re.findall(r'<section class="failure[^"]*" id="(failure-\d+)".*?</section>', page, re.S)
+    assert sections == ["failure-1", "failure-2", "failure-3"]
+    assert "<h2>Failures: 5 steps, 3 causes</h2>" in page
+    first = page[page.index('id="failure-1"') : page.index('id="failure-2"')]
+    assert [m for m in re.findall(r"&middot; (c\d) &middot;", first)] == ["c1", "c2", "c3"]
+    assert "3 steps" in first
+    # every failing row links to its block
+    assert page.count('<a href="#failure-1">log excerpt</a>') == 3
+    assert page.count('<a href="#failure-2">log excerpt</a>') == 1
+
+
+def test_compare_text_caps_long_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [case(f"infer_{i}", "infer") for i in range(60)]
+    old = junit(tmp_path / "old.xml", *cases)
+    new = junit(tmp_path / "new.xml", cases[0])
+    assert main(["report", "compare", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "not in the new run: 59" in out
+    assert out.count("  test_tipc/configs/alpha") == 20
+    assert "  ... and 39 more (--limit 0 lists all, --format json too)" in out
+    assert main(["report", "compare", str(old), str(new), "--limit", "0"]) == 0
+    assert capsys.readouterr().out.count("  test_tipc/configs/alpha") == 59
