@@ -13,20 +13,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from typing import TYPE_CHECKING
+
 from harness import __version__, matrix, reports
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
-from harness.execute import run_plan, selected
 from harness.flavors import AUTO, FLAVORS
-from harness.golden import update_goldens
-from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.prepare import lookup, prepare_command
-from harness.reports import SIDECAR, append_record, command_failed, step_record
-from harness.runner import run_command
-from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
 from harness.steps import Chain, Plan, Step, StepKind
+
+if TYPE_CHECKING:
+    from harness.status import StepResult
+
+# Start-up cost matters (`tipc plan` should answer in a blink): modules that only running, preparing or
+# rewriting goldens need (runner, execute, hardware, status, golden, prepare) are imported by those handlers.
 
 __all__ = ["ExitCode", "build_parser", "main"]
 
@@ -234,6 +235,11 @@ def _describe_step(step: Step) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.execute import run_plan, selected  # noqa: PLC0415  (on use, see the imports above)
+    from harness.hardware import detect_hardware  # noqa: PLC0415
+    from harness.reports import SIDECAR, append_record, command_failed, step_record  # noqa: PLC0415
+    from harness.status import ResultsLog, run_succeeded  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)
     config_name = _config_name(args.config, root)
@@ -287,6 +293,8 @@ def _config_name(config: str, root: Path) -> str:
 
 
 def _print_summary(results: Sequence[StepResult], results_log: Path) -> None:
+    from harness.status import summary_table  # noqa: PLC0415
+
     print()
     print(summary_table(results))
     print(f"results: {results_log}")
@@ -338,6 +346,8 @@ def _cmd_lint(args: argparse.Namespace) -> int:
 
 
 def _cmd_update_goldens(args: argparse.Namespace) -> int:
+    from harness.golden import update_goldens  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)
     messages = update_goldens(plan, root=root)
@@ -349,6 +359,9 @@ def _cmd_update_goldens(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.prepare import lookup, prepare_command  # noqa: PLC0415
+    from harness.runner import run_command  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)  # validates config and mode, and names the model and its output folder
     entry = lookup(plan.model_name)

@@ -13,14 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import junitparser
-
 from harness.errors import CommandFailed
 from harness.status import StepResult
 from harness.steps import Chain, Plan, Step
 
 if TYPE_CHECKING:
     import jinja2
+    import junitparser
 
 __all__ = [
     "KIND_ORDER",
@@ -164,6 +163,8 @@ class Comparison:
 
 
 def _read_junit(path: Path) -> junitparser.JUnitXml:
+    import junitparser  # noqa: PLC0415  (on use: it pulls in importlib.metadata, slow for every other command)
+
     try:
         return junitparser.JUnitXml.fromfile(str(path))
     except FileNotFoundError:
@@ -178,6 +179,8 @@ def _read_junit(path: Path) -> junitparser.JUnitXml:
 
 
 def _properties(case: junitparser.TestCase) -> dict[str, str]:
+    import junitparser  # noqa: PLC0415
+
     props = case.child(junitparser.Properties)  # type: ignore[no-untyped-call]  # junitparser is untyped here
     if props is None:
         return {}
@@ -186,6 +189,8 @@ def _properties(case: junitparser.TestCase) -> dict[str, str]:
 
 def _case_status(case: junitparser.TestCase, props: Mapping[str, str]) -> tuple[str, str, str]:
     """(status, one-line reason, details) of a test case."""
+    import junitparser  # noqa: PLC0415
+
     for result in case.result:
         message = str(result.message or "")
         text = str(result.text or "")
@@ -297,6 +302,8 @@ def merge_junit(paths: Sequence[Path], output: Path) -> JunitTotals:
     if not paths:
         msg = "no JUnit files to merge"
         raise ReportError(msg)
+    import junitparser  # noqa: PLC0415
+
     merged = junitparser.JUnitXml(name="tipc")
     seen: dict[str, str] = {}
     duplicates: list[str] = []
