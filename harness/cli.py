@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_goldens.set_defaults(handler=_cmd_update_goldens)
 
+    p_affected = sub.add_parser(
+        "affected", parents=[common], help="list the config x mode cases whose inputs changed since a git revision"
+    )
+    p_affected.add_argument("configs", nargs="*", metavar="CONFIG", help="default: test_tipc/configs/*/*.txt")
+    p_affected.add_argument("--since", required=True, metavar="REV", help="git revision to compare the work tree with")
+    p_affected.add_argument("--mode", action="append", choices=MODES, metavar="MODE", help="repeatable (default: all)")
+    p_affected.add_argument("--root", default=None, help="repository root (default: .)")
+    p_affected.add_argument("--json", action="store_true", help="print the selection as JSON")
+    p_affected.set_defaults(handler=_cmd_affected)
+
     reports.register_cli(sub)
     matrix.register_cli(sub)
     return parser
@@ -340,6 +350,36 @@ def _cmd_lint(args: argparse.Namespace) -> int:
         print(line)
     print(f"tipc lint: {len(args.configs)} config(s), {len(errors)} error(s)", file=sys.stderr)
     return ExitCode.CONFIG_ERROR if errors else ExitCode.OK
+
+
+# --- affected ------------------------------------------------------------------------------------------------------
+
+
+def _cmd_affected(args: argparse.Namespace) -> int:
+    from harness import affected  # noqa: PLC0415  (on use, see the imports above)
+
+    root = _root(args).resolve()
+    configs = tuple(_config_name(c, root) for c in args.configs) or affected.default_configs(root)
+    modes = tuple(dict.fromkeys(args.mode or MODES))
+    changed = affected.changed_files(root, args.since)
+    cases, problems = affected.plan_cases(root, configs, modes, PlanOptions(repo_root=str(root)))
+    selection = affected.select_cases(cases, changed)
+    if args.json:
+        print(json.dumps({**selection.to_json(), "changed": list(changed), "config_errors": problems}, indent=2))
+        return ExitCode.OK
+    for line in problems:
+        print(f"note: {line} (the case depends on its config only)", file=sys.stderr)
+    for reason in selection.everything:
+        print(f"everything: {reason}")
+    for config, mode in selection.cases:
+        why = ", ".join(selection.because.get((config, mode), ()))
+        print(f"{config} {mode}" + (f"  ({why})" if why else ""))
+    print(
+        f"tipc affected: {len(changed)} changed file(s) since {args.since}; "
+        f"{len(selection.cases)} of {len(cases)} case(s) selected; {len(selection.unrelated)} change(s) touch no case",
+        file=sys.stderr,
+    )
+    return ExitCode.OK
 
 
 # --- prepare -------------------------------------------------------------------------------------------------------

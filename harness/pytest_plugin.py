@@ -18,7 +18,8 @@ from harness.config import TipcConfig, load_config
 from harness.errors import CommandFailed, ConfigError
 from harness.execute import run_step
 from harness.hardware import Hardware, detect_hardware
-from harness.plan import MODES, PlanOptions, build_plan
+from harness.plan import MODES, PlanOptions
+from harness.plan_cache import PlanCache
 from harness.reports import (
     SIDECAR,
     append_record,
@@ -93,6 +94,9 @@ class TipcSession:
     shard: tuple[int, int] | None
     glob: str
     run_id: str  # shared by every xdist worker of one run: data preparation happens once per run
+    plan_cache: PlanCache = dataclasses.field(default_factory=lambda: PlanCache(None))
+    keyword: str = ""  # the -k expression: modes it cannot select are not planned at all
+    affected_since: str | None = None
     _hardware: Hardware | None = None
     _logs: dict[str, ResultsLog] = dataclasses.field(default_factory=dict)
     _prepared: dict[str, StepResult | None] = dataclasses.field(default_factory=dict)
@@ -166,6 +170,7 @@ class TipcSession:
 _SESSION: Final = pytest.StashKey[TipcSession]()
 _CHAIN_RESULTS: Final = pytest.StashKey[dict[str, StepResult]]()
 _CHAIN_LOCK: Final = pytest.StashKey[IO[bytes]]()
+_AFFECTED: Final = pytest.StashKey[tuple[str, ...]]()
 
 
 def _session(config: pytest.Config) -> TipcSession:
@@ -248,6 +253,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="I/N",
         help="run shard I of N (1-based); whole chains, balanced by expected duration, stable across runs",
     )
+    group.addoption(
+        "--tipc-affected-since",
+        default=None,
+        metavar="REV",
+        help="keep only the config x mode cases whose inputs changed since git revision REV (see `tipc affected`)",
+    )
     parser.addini("tipc_config_glob", "file name pattern of collected configs under test_tipc/configs", default=DEFAULT_GLOB)
 
 
@@ -291,7 +302,18 @@ def pytest_configure(config: pytest.Config) -> None:
         shard=_parse_shard(config.getoption("tipc_shard")),
         glob=str(config.getini("tipc_config_glob")),
         run_id=run_id,
+        plan_cache=PlanCache(_plan_cache_dir(config)),
+        keyword=str(config.getoption("keyword", "") or ""),
+        affected_since=config.getoption("tipc_affected_since"),
     )
+
+
+def _plan_cache_dir(config: pytest.Config) -> Path | None:
+    """Plans are kept in pytest's cache folder (shared by xdist workers and later runs); none with -p no:cacheprovider."""
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    return Path(cache.mkdir("tipc-plans"))
 
 
 @pytest.hookimpl
@@ -306,6 +328,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = _session(config)
     shard = f", shard {session.shard[0]}/{session.shard[1]}" if session.shard else ""
     return [f"tipc: root {session.root}, modes {', '.join(session.modes)}{shard}"]
+
+
+@pytest.hookimpl
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    session = _session(config)
+    if session.affected_since is None or _AFFECTED not in config.stash:
+        return []
+    whys = config.stash[_AFFECTED]
+    head = f"tipc: cases affected since {session.affected_since}"
+    return [head + (": every case, because:" if whys else " (others deselected)"), *(f"  {w}" for w in whys)]
 
 
 def _is_config_path(file_path: Path, glob: str) -> bool:
@@ -352,6 +384,38 @@ def _longest_chains_first(items: list[pytest.Item], hardware: Hardware) -> None:
     items[:] = [*others, *(item for _, steps in ranked for item in steps)]
 
 
+def _deselect_unaffected(items: list[pytest.Item], config: pytest.Config, tipc: TipcSession) -> None:
+    """--tipc-affected-since: drop the steps of cases none of whose inputs changed (ordinary tests stay)."""
+    from harness import affected  # noqa: PLC0415  (only this option needs git and the import graph)
+
+    assert tipc.affected_since is not None
+    graph = affected.ImportGraph(tipc.root)
+    plans: dict[tuple[str, str], Plan] = {}
+    for item in items:
+        if isinstance(item, StepItem):
+            plans.setdefault((_root_relative(item.path, tipc.root), item.plan.mode), item.plan)
+    cases = [
+        affected.case_inputs(plan, root=tipc.root, config=config_name, graph=graph)
+        for (config_name, _), plan in plans.items()
+    ]
+    changed = affected.changed_files(tipc.root, tipc.affected_since)
+    selection = affected.select_cases(cases, changed)
+    keep_cases = frozenset(selection.cases)
+    config.stash[_AFFECTED] = selection.everything
+    keep = [i for i in items if not isinstance(i, StepItem) or (_root_relative(i.path, tipc.root), i.plan.mode) in keep_cases]
+    dropped = [i for i in items if isinstance(i, StepItem) and (_root_relative(i.path, tipc.root), i.plan.mode) not in keep_cases]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _root_relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple[str, ...], ...]:
     """Greedy longest-first assignment of (chain key, weight) to ``total`` shards; ties go by key then shard index.
 
@@ -369,6 +433,8 @@ def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     tipc = _session(config)
+    if tipc.affected_since is not None:
+        _deselect_unaffected(items, config, tipc)
     _longest_chains_first(items, tipc.hardware)
     if tipc.shard is None:
         return
@@ -406,7 +472,10 @@ class TipcFile(pytest.File):
             raise _relocated(exc, self.path, self._relpath()) from None
         if model:
             self.extra_keyword_matches.add(model)
-        for mode in _session(self.config).modes:
+        session = _session(self.config)
+        for mode in session.modes:
+            if session.keyword and not _may_match(session.keyword, self, mode):
+                continue  # -k can select no step of this mode: do not plan it (its items would all be deselected)
             yield ModeNode.from_parent(self, name=mode, tipc_config=config, mode=mode, relpath=self._relpath())
 
     def repr_failure(
@@ -415,6 +484,48 @@ class TipcFile(pytest.File):
         if isinstance(excinfo.value, ConfigError):
             return excinfo.value.render()
         return str(super().repr_failure(excinfo))
+
+
+def _may_match(keyword: str, node: pytest.Node, mode: str) -> bool:
+    """Whether ``-k keyword`` could select some item below ``node``'s ``mode`` child.
+
+    -k matches the names and extra keywords of an item and all its parents. Here only the file's and the mode's
+    are known; every identifier none of them contains may still match a chain, step or marker name further down,
+    so it is tried both ways. False only when no choice for those identifiers makes the expression true.
+    """
+    from _pytest.mark.expression import Expression  # noqa: PLC0415  (pytest's own -k parser)
+
+    if keyword.startswith("-") or keyword.endswith(":"):
+        return True  # pytest's legacy "-name" / "name:" forms: leave them to pytest
+    try:
+        expression = Expression.compile(keyword)
+        idents = sorted(expression.idents())
+    except (SyntaxError, AttributeError):  # pytest reports a bad -k itself; an older pytest has no idents()
+        return True
+    known = [mode.lower()]
+    for parent in node.listchain():
+        if isinstance(parent, pytest.Session) or (
+            isinstance(parent, pytest.Directory) and isinstance(parent.parent, pytest.Session)
+        ):
+            continue
+        known.append(parent.name.lower())
+        known.extend(word.lower() for word in parent.extra_keyword_matches)
+        known.extend(mark.name.lower() for mark in parent.own_markers)
+    certain = {i for i in idents if any(i.lower() in name for name in known)}
+    open_idents = [i for i in idents if i not in certain]
+    if len(open_idents) > 12:
+        return True  # too many to try; collecting everything is always correct
+    for bits in range(1 << len(open_idents)):
+        chosen = {i for n, i in enumerate(open_idents) if bits >> n & 1}
+
+        def matcher(name: str, /, **kwargs: object) -> bool:
+            if kwargs:
+                raise pytest.UsageError("Keyword expressions do not support call parameters.")
+            return name in certain or name in chosen
+
+        if expression.evaluate(matcher):
+            return True
+    return False
 
 
 def _relocated(exc: ConfigError, path: Path, relpath: str) -> ConfigError:
@@ -435,7 +546,7 @@ class ModeNode(pytest.Collector):
     def collect(self) -> Iterator[ChainNode]:
         session = _session(self.config)
         try:
-            plan = build_plan(self.tipc_config, self.mode, session.plan_options())
+            plan = session.plan_cache.plan(self.tipc_config, self.mode, session.plan_options())
         except ConfigError as exc:
             raise _relocated(exc, self.path, self.relpath) from None
         used: set[str] = set()
