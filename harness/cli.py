@@ -6,6 +6,7 @@ import argparse
 import enum
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -170,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_affected.add_argument("--root", default=None, help="repository root (default: .)")
     p_affected.add_argument("--json", action="store_true", help="print the selection as JSON")
     p_affected.set_defaults(handler=_cmd_affected)
+
+    p_bench = sub.add_parser(
+        "benchmark", parents=[common], help="TIPC benchmark_train: time training from train_benchmark_params, gate"
+    )
+    p_bench.add_argument("config", help="TIPC config with a train_benchmark_params section")
+    p_bench.add_argument("mode", nargs="?", default="benchmark_train", choices=("benchmark_train",), metavar="MODE")
+    p_bench.add_argument("--root", default=None, help="run root (default: .)")
+    p_bench.add_argument("--devices", default="CPU,N1C1,N1C4", help="rows: CPU and/or N<machines>C<cards>, comma-separated")
+    p_bench.add_argument("--baseline", default=None, metavar="FILE", help="JSON list of earlier results to gate against")
+    p_bench.add_argument("--tolerance", type=float, default=0.25, help="allowed ips change before the gate speaks (0.25)")
+    p_bench.add_argument("--write-baseline", default=None, metavar="FILE", help="write this run's results as a baseline")
+    p_bench.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S")
+    p_bench.add_argument("--python", default=None, metavar="PATH", help="interpreter to use instead of the config's")
+    p_bench.set_defaults(handler=_cmd_benchmark)
 
     reports.register_cli(sub)
     matrix.register_cli(sub)
@@ -380,6 +395,72 @@ def _cmd_affected(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return ExitCode.OK
+
+
+# --- benchmark -----------------------------------------------------------------------------------------------------
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import importlib.metadata  # noqa: PLC0415  (on use, see the imports above)
+
+    from harness import benchmark_train as bench  # noqa: PLC0415
+    from harness.execute import run_step  # noqa: PLC0415
+    from harness.hardware import detect_hardware  # noqa: PLC0415
+
+    root = _root(args)
+    config = load_config(args.config)
+    params = bench.read_params(config)
+    devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    for device in devices:
+        if device != "CPU" and not re.fullmatch(r"N\d+C\d+", device):
+            print(f"tipc benchmark: --devices: expected CPU or N<machines>C<cards>, got {device!r}", file=sys.stderr)
+            return ExitCode.USAGE
+    baseline = bench.load_baseline(Path(args.baseline)) if args.baseline else {}
+    options = PlanOptions(repo_root=str(root), output_root="test_tipc/output/benchmark_train")
+    save = Path(os.environ.get("BENCHMARK_LOG_DIR") or root / "test_tipc" / "output" / "benchmark_train")
+    log_dir = _config_name(str(save / "train_log"), root)
+    runs = bench.plan_runs(config, params, options, devices=devices, log_dir=log_dir)
+    hardware = detect_hardware()
+    try:
+        frame_version = importlib.metadata.version("paddlepaddle")
+    except importlib.metadata.PackageNotFoundError:
+        frame_version = ""
+    print(f"tipc benchmark: {len(runs)} row(s) of {args.config}; {hardware.describe()}")
+    records: list[dict[str, object]] = []
+    failed = False
+
+    def on_record(run: bench.BenchmarkRun, record: dict[str, object]) -> None:
+        nonlocal failed
+        records.append(record)
+        index = save / "index"
+        index.mkdir(parents=True, exist_ok=True)
+        (index / f"{run.name}_speed").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        status = str(record["status"])
+        verdict = bench.gate(record, baseline, args.tolerance) if status == "passed" and baseline else None
+        if status in ("failed", "timeout", "error") or (verdict is not None and not verdict.ok):
+            failed = True
+        ips = record["ips"]
+        shown = f"ips {ips} samples/s" if ips is not None else (str(record["reason"]) or "no ips")
+        print(f"{status.upper():<8} {run.name}: {shown}", flush=True)
+        if verdict is not None and verdict.message:
+            print(f"{'GATE' if verdict.ok else 'SLOWER'}   {verdict.message}", flush=True)
+
+    bench.execute(
+        runs,
+        root=root,
+        hardware=hardware,
+        run_step=lambda step, chain: run_step(
+            step, chain, root=root, hardware=hardware, prior={}, python=args.python, timeout_s=args.timeout
+        ),
+        frame_version=frame_version,
+        on_record=on_record,
+    )
+    if args.write_baseline:
+        kept = [r for r in records if r["status"] == "passed"]
+        Path(args.write_baseline).write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+        print(f"baseline: {len(kept)} result(s) written to {args.write_baseline}")
+    print(f"results: {save / 'index'}")
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 # --- prepare -------------------------------------------------------------------------------------------------------
