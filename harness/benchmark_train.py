@@ -345,7 +345,8 @@ def execute(
             numbers = None
             if missing is None and result.status is not StepStatus.SKIPPED:
                 try:
-                    numbers = parse_train_log((root / step.command.log_path).read_text(encoding="utf-8", errors="replace"))
+                    log_text = (root / step.command.log_path).read_text(encoding="utf-8", errors="replace")
+                    numbers = parse_train_log(log_text)
                 except OSError:
                     numbers = None
             after = children_max_rss_mb()

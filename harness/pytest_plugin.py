@@ -402,8 +402,12 @@ def _deselect_unaffected(items: list[pytest.Item], config: pytest.Config, tipc: 
     selection = affected.select_cases(cases, changed)
     keep_cases = frozenset(selection.cases)
     config.stash[_AFFECTED] = selection.everything
-    keep = [i for i in items if not isinstance(i, StepItem) or (_root_relative(i.path, tipc.root), i.plan.mode) in keep_cases]
-    dropped = [i for i in items if isinstance(i, StepItem) and (_root_relative(i.path, tipc.root), i.plan.mode) not in keep_cases]
+
+    def wanted(item: pytest.Item) -> bool:
+        return not isinstance(item, StepItem) or (_root_relative(item.path, tipc.root), item.plan.mode) in keep_cases
+
+    keep = [i for i in items if wanted(i)]
+    dropped = [i for i in items if not wanted(i)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
@@ -486,7 +490,7 @@ class TipcFile(pytest.File):
         return str(super().repr_failure(excinfo))
 
 
-def _may_match(keyword: str, node: pytest.Node, mode: str) -> bool:
+def _may_match(keyword: str, node: pytest.Collector, mode: str) -> bool:
     """Whether ``-k keyword`` could select some item below ``node``'s ``mode`` child.
 
     -k matches the names and extra keywords of an item and all its parents. Here only the file's and the mode's

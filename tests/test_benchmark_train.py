@@ -41,7 +41,8 @@ def test_a_config_without_the_section_is_one_line_error() -> None:
     text = CONFIG.read_text(encoding="utf-8").split("===========================train_benchmark_params")[0]
     with pytest.raises(ConfigError, match="no '===train_benchmark_params===' section"):
         read_params(parse_config_text("c.txt", text))
-    bad = text + "===========================train_benchmark_params==========================\nbatch_size:8|x\nfp_items:fp32\nepoch:1\n"
+    section = "===========================train_benchmark_params==========================\n"
+    bad = text + section + "batch_size:8|x\nfp_items:fp32\nepoch:1\n"
     with pytest.raises(ConfigError) as info:
         read_params(parse_config_text("c.txt", bad))
     assert info.value.render().startswith("c.txt:") and "'x'" in info.value.render()
@@ -73,9 +74,119 @@ def test_gate(ips: float, ok: bool, says: str) -> None:
 
 
 def test_committed_baseline_loads(tmp_path: Path) -> None:
-    baseline = load_baseline(CONFIG.parent.parent.parent / "results" / "mobilenet_v3_small" / "benchmark_train_cpu.json")
+    results = CONFIG.parent.parent.parent / "results"
+    baseline = load_baseline(results / "mobilenet_v3_small" / "benchmark_train_cpu.json")
     assert set(baseline) == {"mobilenet_v3_small_bs8_fp32_DP_CPU", "mobilenet_v3_small_bs16_fp32_DP_CPU"}
     bad = tmp_path / "b.json"
     bad.write_text(json.dumps({"not": "a list"}), encoding="utf-8")
     with pytest.raises(ConfigError):
         load_baseline(bad)
+
+
+# --------------------------------------------------------------------------- end to end, on a tiny script
+
+TRAIN_SCRIPT = """\
+import sys
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+batch = int(args["--batch-size"])
+for i in range(4):
+    print(f"epoch: 1/1 iter: {i}/4 loss: {2.0 - i / 10} ips: {batch * 10.0 + i} samples/s")
+"""
+
+TINY = """\
+===========================train_params===========================
+model_name:tiny
+python:python3
+gpu_list:-1
+--device:cpu
+--epochs:lite_train_lite_infer=1|whole_train_whole_infer=1
+--output-dir:./output/
+--batch-size:lite_train_lite_infer=2|whole_train_whole_infer=2
+--pretrained:null
+train_model_name:latest.pdparams
+--data-path:./data
+##
+trainer:norm_train
+norm_train:train.py
+##
+===========================eval_params===========================
+eval:null
+##
+===========================infer_params===========================
+--save-inference-dir:./output/infer/
+--pretrained:
+norm_export:null
+##
+train_model:null
+infer_export:null
+##
+inference:null
+--use-gpu:False
+--batch-size:1
+--model-dir:./output/infer/
+--img-path:./data
+--benchmark:False
+===========================train_benchmark_params==========================
+batch_size:2|4
+fp_items:fp32
+epoch:1
+--profiler_options:null
+flags:FLAGS_tiny=1
+"""
+
+
+def _tiny(tmp_path: Path) -> Path:
+    (tmp_path / "train.py").write_text(TRAIN_SCRIPT, encoding="utf-8")
+    config = tmp_path / "tiny.txt"
+    config.write_text(TINY, encoding="utf-8")
+    return config
+
+
+def test_benchmark_writes_tipc_results_and_gates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from harness.cli import main
+
+    monkeypatch.setenv("TIPC_GPU_COUNT", "0")
+    monkeypatch.delenv("BENCHMARK_LOG_DIR", raising=False)
+    config = _tiny(tmp_path)
+    baseline = tmp_path / "baseline.json"
+    common = [str(config), "--root", str(tmp_path), "--devices", "CPU,N1C1", "--python", sys.executable]
+    assert main(["benchmark", *common, "--write-baseline", str(baseline)]) == 0
+    out = capsys.readouterr().out
+    # ips windows 20, 21, 22, 23 for batch 2: the first two are skipped, so (22 + 23) / 2.
+    assert "PASSED   tiny_bs2_fp32_DP_CPU: ips 22.5 samples/s" in out
+    assert "SKIPPED  tiny_bs2_fp32_DP_N1C1: no CUDA device" in out
+    index = tmp_path / "test_tipc" / "output" / "benchmark_train" / "index"
+    record = json.loads((index / "tiny_bs4_fp32_DP_CPU_speed").read_text(encoding="utf-8"))
+    assert {k: record[k] for k in ("model_name", "batch_size", "fp_item", "run_mode", "ips", "device_num")} == {
+        "model_name": "tiny_bs4_fp32_DP",
+        "batch_size": 4,
+        "fp_item": "fp32",
+        "run_mode": "DP",
+        "ips": 42.5,
+        "device_num": "CPU",
+    }
+    assert record["convergence_value"] == 1.7 and record["speed_unit"] == "samples/s"
+    log = tmp_path / "test_tipc" / "output" / "benchmark_train" / "train_log" / "tiny_bs2_fp32_DP_CPU_log"
+    assert "FLAGS_tiny=1" in log.read_text(encoding="utf-8").splitlines()[0]  # the section's flags reach the run
+    assert json.loads((index / "tiny_bs4_fp32_DP_N1C1_speed").read_text(encoding="utf-8"))["status"] == "skipped"
+    # The same numbers pass the gate; a baseline twice as fast fails it and says by how much.
+    assert main(["benchmark", *common, "--baseline", str(baseline)]) == 0
+    capsys.readouterr()
+    faster = [dict(r, ips=r["ips"] * 2) for r in json.loads(baseline.read_text(encoding="utf-8"))]
+    baseline.write_text(json.dumps(faster), encoding="utf-8")
+    assert main(["benchmark", *common, "--baseline", str(baseline)]) == 1
+    out = capsys.readouterr().out
+    assert "SLOWER   tiny_bs2_fp32_DP_CPU: slower: 22.50 vs baseline 45.00 samples/s (-50.0%, tolerance 25%)" in out
+
+
+def test_benchmark_without_section_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    config = tmp_path / "c.txt"
+    config.write_text(TINY.split("===========================train_benchmark_params")[0], encoding="utf-8")
+    assert main(["benchmark", str(config)]) == 2
+    assert capsys.readouterr().err.strip() == f"{config}:0: no '===train_benchmark_params===' section: nothing to benchmark"
