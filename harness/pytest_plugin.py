@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import pytest
 
@@ -171,6 +171,7 @@ _SESSION: Final = pytest.StashKey[TipcSession]()
 _CHAIN_RESULTS: Final = pytest.StashKey[dict[str, StepResult]]()
 _CHAIN_LOCK: Final = pytest.StashKey[IO[bytes]]()
 _AFFECTED: Final = pytest.StashKey[tuple[str, ...]]()
+_HARDWARE_INPUT: Final = "tipc_hardware"
 
 
 def _session(config: pytest.Config) -> TipcSession:
@@ -306,6 +307,18 @@ def pytest_configure(config: pytest.Config) -> None:
         keyword=str(config.getoption("keyword", "") or ""),
         affected_since=config.getoption("tipc_affected_since"),
     )
+    shared = workerinput.get(_HARDWARE_INPUT) if workerinput else None
+    if shared is not None:  # probed once by the xdist controller, not again by every worker
+        config.stash[_SESSION]._hardware = Hardware(gpu_count=int(shared[0]), tensorrt=bool(shared[1]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # noqa: ANN401  (xdist's WorkerController, untyped here)
+    """xdist controller: hand each worker this host's hardware, so N workers do not each run the probes."""
+    session = node.config.stash.get(_SESSION, None)
+    if session is not None:
+        hardware = session.hardware
+        node.workerinput[_HARDWARE_INPUT] = [hardware.gpu_count, hardware.tensorrt]
 
 
 def _plan_cache_dir(config: pytest.Config) -> Path | None:

@@ -131,3 +131,17 @@ def test_affected_since_keeps_only_changed_cases(pytester: pytest.Pytester, root
     (root / "scripts" / "ok.py").write_text("# changed\n", encoding="utf-8")
     result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "--tipc-affected-since", "HEAD")
     assert any("gpu_only" in i for i in _ids(result)) and any("alpha" in i for i in _ids(result))
+
+
+def test_xdist_workers_use_the_controllers_hardware_probe(pytester: pytest.Pytester, root: Path) -> None:
+    # Workers would see three GPUs if they probed for themselves; the controller saw none (TIPC_GPU_COUNT=0),
+    # so the GPU-only chain must be skipped: the workers used the controller's answer.
+    pytester.makeconftest(
+        "import os\n"
+        "def pytest_configure(config):\n"
+        "    if hasattr(config, 'workerinput'):\n"
+        "        os.environ['TIPC_GPU_COUNT'] = '3'\n"
+    )
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "xdist.plugin", "-n", "2", "-k", "gpu_only")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) > 0 and "passed" not in outcomes
