@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import posixpath
+import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ __all__ = [
     "default_configs",
     "plan_cases",
     "select_cases",
+    "yaml_bases",
 ]
 
 # Files every case depends on without naming them: installing, packaging, the chain runner scripts.
@@ -215,6 +217,7 @@ def case_inputs(
                         scripts.append((rel, posixpath.dirname(rel)))
     for script, first in scripts:
         files |= graph.closure([script], bases=tuple(dict.fromkeys((first, ""))))
+    files |= yaml_bases(root, [f for f in files if f.endswith((".yml", ".yaml"))])
     return Case(config=config, mode=plan.mode, inputs=frozenset(files), folders=tuple(sorted(folders)))
 
 
@@ -246,6 +249,45 @@ def plan_cases(
                 continue
             cases.append(case_inputs(plan, root=root, config=config, graph=graph, output_root=options.output_root))
     return cases, problems
+
+
+_BASE_KEY = re.compile(r"^_BASE_\s*:\s*(.*)$")
+_YAML_NAME = re.compile(r"[\w./-]+\.ya?ml")
+
+
+def yaml_bases(root: Path, paths: Iterable[str]) -> frozenset[str]:
+    """YAML configs and the files their ``_BASE_`` lists inherit from, transitively (PaddleDetection / PaddleOCR)."""
+    seen: set[str] = set()
+    todo = list(paths)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            lines = (root / path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for i, line in enumerate(lines):
+            match = _BASE_KEY.match(line)
+            if match is None:
+                continue
+            # Either a flow list on this line ([a.yml, b.yml], maybe over several lines) or "- a.yml" lines below.
+            text = match.group(1)
+            j = i + 1
+            if text.startswith("[") and "]" not in text:
+                while j < len(lines) and "]" not in text:
+                    text += " " + lines[j]
+                    j += 1
+            elif not text.strip():
+                while j < len(lines) and lines[j].lstrip().startswith("-"):
+                    text += " " + lines[j]
+                    j += 1
+            for name in _YAML_NAME.findall(text):
+                rel = _repo_path(name, posixpath.dirname(path))
+                if rel is not None:
+                    todo.append(rel)
+    return frozenset(seen)
 
 
 def _path_words(word: str) -> tuple[str, ...]:

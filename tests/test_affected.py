@@ -50,7 +50,11 @@ FILES = {
     "test_tipc/configs/alpha/train_infer_python.txt": CONFIG.format(model="alpha", script="train_alpha"),
     "test_tipc/configs/beta/train_infer_python.txt": CONFIG.format(model="beta", script="train_beta"),
     "configs/alpha.yaml": "epochs: 1\n",
-    "configs/beta.yaml": "epochs: 1\n",
+    "configs/beta.yaml": "_BASE_: [\n  '_base_/runtime.yml',\n  \"_base_/optimizer.yml\"]\nepochs: 1\n",
+    "configs/_base_/runtime.yml": "_BASE_:\n  - ../../shared.yml\nuse_gpu: false\n",
+    "configs/_base_/optimizer.yml": "lr: 0.1\n",
+    "configs/_base_/unused.yml": "x: 1\n",
+    "shared.yml": "seed: 1\n",
     # train_alpha imports lib.model (and through it lib.layers, relatively); train_beta imports only helpers.
     "tools/train_alpha.py": "import os\nfrom lib.model import build\nimport helpers\n",
     "tools/train_beta.py": "import sys\nfrom lib import util\n",
@@ -108,6 +112,8 @@ def _cases(data: dict[str, object]) -> list[tuple[str, str, tuple[str, ...]]]:
         ("tools/helpers.py", [(ALPHA, MODE, ("tools/helpers.py",))]),  # sibling of the entry script
         ("lib/util.py", [(BETA, MODE, ("lib/util.py",))]),  # `from lib import util` names a submodule
         ("configs/beta.yaml", [(BETA, MODE, ("configs/beta.yaml",))]),  # named by the planned command
+        ("configs/_base_/optimizer.yml", [(BETA, MODE, ("configs/_base_/optimizer.yml",))]),  # _BASE_ flow list
+        ("shared.yml", [(BETA, MODE, ("shared.yml",))]),  # _BASE_ of a _BASE_, as a block list, up one folder
         (ALPHA, [(ALPHA, MODE, (ALPHA,))]),
         ("tools/train_beta.py", [(BETA, MODE, ("tools/train_beta.py",))]),
     ],
@@ -141,6 +147,12 @@ def test_an_unattributable_change_selects_everything_and_says_why(
     everything = data["everything"]
     assert isinstance(everything, list) and len(everything) == 1
     assert everything[0].startswith(f"{changed}: ") and why in everything[0]
+
+
+def test_an_unused_yaml_touches_no_case(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo / "configs" / "_base_" / "unused.yml").write_text("x: 2\n", encoding="utf-8")
+    data = _affected(repo, capsys)
+    assert data["cases"] == [] and data["unrelated"] == ["configs/_base_/unused.yml"]
 
 
 def test_docs_and_tests_touch_no_case(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
