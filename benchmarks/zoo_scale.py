@@ -75,17 +75,20 @@ def startup(python: str, config: Path) -> dict[str, tuple[float, float]]:
 
 
 def plan_costs(configs: Sequence[tuple[Path, TipcConfig]], root: Path) -> list[tuple[str, str, float, int]]:
-    """(config, mode, ms, steps) for every config x mode that plans (config errors are skipped, not timed)."""
+    """(config, mode, CPU ms, steps) for every config x mode that plans (config errors are skipped, not timed).
+
+    Process CPU time, not wall time: planning is single-threaded and CPU-bound, and this machine is shared.
+    """
     options = PlanOptions(repo_root=str(root))
     rows: list[tuple[str, str, float, int]] = []
     for path, config in configs:
         for mode in MODES:
-            started = time.perf_counter()
+            started = time.process_time()
             try:
                 plan = build_plan(config, mode, options)
             except ConfigError:
                 continue
-            rows.append((str(path), mode, (time.perf_counter() - started) * 1000.0, len(plan.steps)))
+            rows.append((str(path), mode, (time.process_time() - started) * 1000.0, len(plan.steps)))
     return rows
 
 
@@ -109,16 +112,16 @@ def grid_config(batches: int) -> TipcConfig:
 
 
 def growth(targets: Sequence[int]) -> list[tuple[int, int, float]]:
-    """(target steps, planned steps, seconds) for grids of about ``targets`` steps."""
+    """(target steps, planned steps, CPU seconds) for grids of about ``targets`` steps."""
     options = PlanOptions(repo_root=str(REPO))
     per_batch = len(build_plan(grid_config(10), "whole_infer", options).steps) / 10
     rows = []
     for target in targets:
         batches = max(1, round(target / per_batch))
         config = grid_config(batches)
-        started = time.perf_counter()
+        started = time.process_time()
         plan = build_plan(config, "whole_infer", options)
-        rows.append((target, len(plan.steps), time.perf_counter() - started))
+        rows.append((target, len(plan.steps), time.process_time() - started))
     return rows
 
 
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = plan_costs(configs, REPO)
         report["plan"] = [{"config": c, "mode": m, "ms": ms, "steps": n} for c, m, ms, n in rows]
         costs = [ms for _, _, ms, _ in rows]
-        print(f"plan     {len(rows)} config x mode cases, ms per case: {_summary(costs)}   "
+        print(f"plan     {len(rows)} config x mode cases, CPU ms per case: {_summary(costs)}   "
               f"(goal mean <= {GOALS['plan_ms_per_case']} ms)")
         for mode in MODES:
             of_mode = [ms for _, m, ms, _ in rows if m == mode]
@@ -215,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["grid"] = [{"target": t, "steps": n, "s": s} for t, n, s in curve]
         for target, steps, seconds in curve:
             per_step = seconds / steps * 1e6
-            print(f"grid     ~{target:>6} steps: {steps:6d} planned in {seconds:7.3f} s ({per_step:6.1f} us/step)")
+            print(f"grid     ~{target:>6} steps: {steps:6d} planned in {seconds:7.3f} s CPU ({per_step:6.1f} us/step)")
         if len(curve) >= 2:
             (_, n0, s0), (_, n1, s1) = curve[0], curve[-1]
             linear = s0 * n1 / n0
