@@ -74,6 +74,8 @@ class BenchmarkRun:
     device_num: str
     chain: Chain  # the training steps only
     skip_reason: str = ""
+    # TIPC first trains once with the profiler on (single-card rows only) and takes no numbers from that run.
+    profiling: tuple[Step, ...] = ()
 
 
 def read_params(config: TipcConfig) -> BenchmarkParams:
@@ -176,6 +178,7 @@ def plan_runs(
                     skip = f"{fp_item}: the {config.layout} layout has no precision line to set"
                 plan = build_plan(_rewrite(config, values), _PLAN_MODE, options)
                 name = f"{plan.model_name}_bs{batch}_{fp_item}_{run_mode}_{device}"
+                profile = params.profile_value not in ("", "null") and device == "N1C1"
                 trains = [s for c in plan.chains for s in c.steps if s.kind is StepKind.TRAIN]
                 steps = tuple(
                     dataclasses.replace(
@@ -192,6 +195,18 @@ def plan_runs(
                     for i, s in enumerate(trains, start=1)
                 )
                 chain = Chain(id=name, model=plan.model_name, mode="benchmark_train", steps=steps)
+                profiling = tuple(
+                    dataclasses.replace(
+                        s,
+                        name=f"{s.name}_profiling",
+                        command=dataclasses.replace(
+                            s.command,
+                            argv=(*s.command.argv, f"{params.profile_key}={params.profile_value}"),
+                            log_path=s.command.log_path.removesuffix("_log") + "_profiling",
+                        ),
+                    )
+                    for s in (steps if profile else ())
+                )
                 runs.append(
                     BenchmarkRun(
                         name=name,
@@ -202,6 +217,7 @@ def plan_runs(
                         device_num=device,
                         chain=chain,
                         skip_reason=skip,
+                        profiling=profiling,
                     )
                 )
     return tuple(runs)
@@ -328,6 +344,9 @@ def execute(
 ) -> None:
     """Run every row's training steps; GPU rows on a host without one are skipped with the reason."""
     for run in runs:
+        if not run.skip_reason:
+            for step in run.profiling:
+                run_step(step, run.chain)  # its log is for the profiler's output; the numbers come from the next run
         for step in run.chain.steps:
             if run.skip_reason:
                 result = StepResult(

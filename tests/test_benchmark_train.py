@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,6 +36,17 @@ def test_params_and_rows_follow_tipc() -> None:
     (gpu_train,) = runs[3].chain.steps
     assert "--batch-size=16" in gpu_train.command.argv and "multi_gpu" in [str(r) for r in gpu_train.requires]
     assert "--gpus=0,1,2,3" in gpu_train.command.argv
+
+
+def test_single_card_rows_get_a_profiling_run_first() -> None:
+    config = load_config(CONFIG)
+    params = dataclasses.replace(read_params(config), profile_value="batch_range=[10,20];state=GPU")
+    cpu, n1c1, n1c4 = plan_runs(config, params, PlanOptions(), devices=("CPU", "N1C1", "N1C4"), log_dir="b")[:3]
+    assert cpu.profiling == () and n1c4.profiling == ()
+    (profiled,) = n1c1.profiling
+    assert profiled.command.argv[-1] == "--profiler_options=batch_range=[10,20];state=GPU"
+    assert profiled.command.argv[:-1] == n1c1.chain.steps[0].command.argv
+    assert profiled.command.log_path == "b/mobilenet_v3_small_bs8_fp32_DP_N1C1_profiling"
 
 
 def test_a_config_without_the_section_is_one_line_error() -> None:
