@@ -222,8 +222,21 @@ def case_inputs(
 
 
 def default_configs(root: Path) -> tuple[str, ...]:
-    """Every config the pytest plugin would collect: ``test_tipc/configs/*/*.txt`` (root-relative, sorted)."""
-    return tuple(sorted(p.relative_to(root).as_posix() for p in root.glob("test_tipc/configs/*/*.txt")))
+    """The train/infer configs under ``test_tipc/configs/*/`` (root-relative, sorted).
+
+    Other TIPC configs in those folders (serving, C++ inference, Lite, paddle2onnx params) are not cases this
+    harness runs; a file counts when its first line is the ``train_params`` header.
+    """
+    out = []
+    for path in root.glob("test_tipc/configs/*/*.txt"):
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4096).decode("utf-8", "replace").lstrip().split("\n", 1)[0]
+        except OSError:
+            continue
+        if "train_params" in head:
+            out.append(path.relative_to(root).as_posix())
+    return tuple(sorted(out))
 
 
 def plan_cases(

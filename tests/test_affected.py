@@ -65,6 +65,8 @@ FILES = {
     "lib/util.py": "Y = 2\n",
     "lib/unused.py": "Z = 3\n",
     "requirements.txt": "paddlepaddle\n",
+    # Not a train/infer config: the harness runs no case of it, so it is not listed.
+    "test_tipc/configs/alpha/serving_infer_python.txt": "===serving_params===\nmodel_name:alpha\n",
     "README.md": "hello\n",
     "tests/test_x.py": "def test_x():\n    pass\n",
 }
