@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import os
 import re
 import uuid
@@ -411,7 +412,10 @@ def _deselect_unaffected(items: list[pytest.Item], config: pytest.Config, tipc: 
         affected.case_inputs(plan, root=tipc.root, config=config_name, graph=graph)
         for (config_name, _), plan in plans.items()
     ]
-    changed = affected.changed_files(tipc.root, tipc.affected_since)
+    try:
+        changed = affected.changed_files(tipc.root, tipc.affected_since)
+    except affected.AffectedError as exc:  # not a git repository, unknown revision: one line, no traceback
+        raise pytest.UsageError(str(exc)) from None
     selection = affected.select_cases(cases, changed)
     keep_cases = frozenset(selection.cases)
     config.stash[_AFFECTED] = selection.everything
@@ -503,6 +507,20 @@ class TipcFile(pytest.File):
         return str(super().repr_failure(excinfo))
 
 
+@functools.cache
+def _keyword_expression(keyword: str) -> tuple[Any, tuple[str, ...]] | None:
+    """The compiled -k expression and its identifiers; None when it cannot be reasoned about here."""
+    from _pytest.mark.expression import Expression  # noqa: PLC0415  (pytest's own -k parser)
+
+    if keyword.startswith("-") or keyword.endswith(":"):
+        return None  # pytest's legacy "-name" / "name:" forms: leave them to pytest
+    try:
+        expression = Expression.compile(keyword)
+        return expression, tuple(sorted(expression.idents()))
+    except (SyntaxError, AttributeError):  # pytest reports a bad -k itself; an older pytest has no idents()
+        return None
+
+
 def _may_match(keyword: str, node: pytest.Collector, mode: str) -> bool:
     """Whether ``-k keyword`` could select some item below ``node``'s ``mode`` child.
 
@@ -510,15 +528,10 @@ def _may_match(keyword: str, node: pytest.Collector, mode: str) -> bool:
     are known; every identifier none of them contains may still match a chain, step or marker name further down,
     so it is tried both ways. False only when no choice for those identifiers makes the expression true.
     """
-    from _pytest.mark.expression import Expression  # noqa: PLC0415  (pytest's own -k parser)
-
-    if keyword.startswith("-") or keyword.endswith(":"):
-        return True  # pytest's legacy "-name" / "name:" forms: leave them to pytest
-    try:
-        expression = Expression.compile(keyword)
-        idents = sorted(expression.idents())
-    except (SyntaxError, AttributeError):  # pytest reports a bad -k itself; an older pytest has no idents()
+    compiled = _keyword_expression(keyword)
+    if compiled is None:
         return True
+    expression, idents = compiled
     known = [mode.lower()]
     for parent in node.listchain():
         if isinstance(parent, pytest.Session) or (

@@ -145,3 +145,10 @@ def test_xdist_workers_use_the_controllers_hardware_probe(pytester: pytest.Pytes
     result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "xdist.plugin", "-n", "2", "-k", "gpu_only")
     outcomes = result.parseoutcomes()
     assert outcomes.get("skipped", 0) > 0 and "passed" not in outcomes
+
+
+def test_affected_since_outside_git_is_a_usage_error(pytester: pytest.Pytester, root: Path) -> None:
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "--tipc-affected-since", "HEAD")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: tipc affected: git *"])
+    assert "Traceback" not in result.stderr.str()
