@@ -16,7 +16,7 @@ from types import FrameType
 
 from typing import TYPE_CHECKING
 
-from harness import __version__, matrix, reports
+from harness import __version__
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.flavors import AUTO, FLAVORS
@@ -51,9 +51,10 @@ class _Terminated(BaseException):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: sys.argv[1:]), run the subcommand and return its exit code."""
-    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = _build_parser(full=_first_word(arguments) not in _OWN_COMMANDS)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exc:  # --help exits 0, a usage error 2; return it rather than leave the process
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     setup_logging(verbosity=getattr(args, "verbose", 0))
@@ -101,7 +102,26 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise _Terminated
 
 
+# Subcommands defined in this module. For these the report and matrix modules (their subcommands' definitions and
+# what they import) are not loaded at all; any other first word, --help included, gets the full parser.
+_OWN_COMMANDS = frozenset({"plan", "run", "lint", "prepare", "update-goldens", "affected", "benchmark"})
+
+
+def _first_word(argv: Sequence[str]) -> str | None:
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole ``tipc`` parser, every subcommand included."""
+    return _build_parser(full=True)
+
+
+def _build_parser(*, full: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tipc",
         description="Run PaddlePaddle TIPC train -> quantize -> export -> inference chains from TIPC configs.",
@@ -186,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_bench.add_argument("--python", default=None, metavar="PATH", help="interpreter to use instead of the config's")
     p_bench.set_defaults(handler=_cmd_benchmark)
 
-    reports.register_cli(sub)
-    matrix.register_cli(sub)
+    if full:
+        from harness import matrix, reports  # noqa: PLC0415  (see _OWN_COMMANDS)
+
+        reports.register_cli(sub)
+        matrix.register_cli(sub)
     return parser
 
 
