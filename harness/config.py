@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
+# Characters below 32 other than tab (a regex search: a per-character check is most of the parse time at zoo scale).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")
 # A file bigger than this is not a TIPC config; refuse it before reading it all.
 _MAX_BYTES = 1 << 20
 
@@ -155,7 +157,7 @@ def split_entries(path: str, text: str) -> tuple[Entry, ...]:
         stripped = raw.rstrip()
         if not stripped.strip():
             continue
-        if any(ord(ch) < 32 and ch != "\t" for ch in stripped):
+        if _CONTROL.search(stripped):
             raise ConfigError(path, number, "control character in line: not a TIPC text config")
         entries.append(Entry(index=len(entries) + 1, line=number, text=stripped))
     return tuple(entries)

@@ -37,8 +37,7 @@ def plan_key(config: TipcConfig, mode: str, options: PlanOptions) -> str:
     """What a plan depends on: the config's path and lines, the mode, every option and the harness code."""
     digest = hashlib.sha256(harness_fingerprint().encode())
     digest.update(f"\0{config.path}\0{config.layout}\0{mode}\0{options!r}\0".encode())
-    for entry in config.entries:
-        digest.update(f"{entry.index}\t{entry.line}\t{entry.text}\n".encode())
+    digest.update("\n".join(f"{e.index}\t{e.line}\t{e.text}" for e in config.entries).encode())
     return digest.hexdigest()
 
 
