@@ -25,6 +25,9 @@ __all__ = [
     "BenchmarkRun",
     "Verdict",
     "gate",
+    "RowChoice",
+    "choose_row",
+    "parse_row",
     "parse_train_log",
     "plan_runs",
     "read_params",
@@ -126,6 +129,35 @@ def _flags(config: TipcConfig, entry: Entry | None) -> tuple[tuple[str, str], ..
             raise ConfigError(config.path, entry.line, f"flags: expected NAME=value;NAME=value, got {item!r}")
         out.append((name.strip(), value.strip()))
     return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RowChoice:
+    """TIPC's third argument, ``<model type>_bs<B>_<fp>_<run mode>_<devices>``: one row instead of them all."""
+
+    batch_size: str
+    fp_item: str
+    run_mode: str
+    device_num: str
+
+
+def parse_row(text: str) -> RowChoice:
+    """``dynamic_bs8_fp32_DP_N1C1`` -> batch 8, fp32, DP, N1C1 (a ValueError says what was expected)."""
+    parts = text.split("_")
+    if len(parts) != 5 or not re.fullmatch(r"bs\d+", parts[1]) or not re.fullmatch(r"CPU|N\d+C\d+", parts[4]):
+        shape = "<model type>_bs<B>_<fp32|fp16|amp>_<run mode>_<CPU|NxCy>"
+        msg = f"expected {shape} such as dynamic_bs8_fp32_DP_N1C1, got {text!r}"
+        raise ValueError(msg)
+    return RowChoice(batch_size=parts[1][2:], fp_item=_precision(parts[2]), run_mode=parts[3], device_num=parts[4])
+
+
+def choose_row(params: BenchmarkParams, row: RowChoice) -> BenchmarkParams:
+    """The params narrowed to one row. As TIPC does, the epoch count is multiplied by machines x cards of the row."""
+    epoch = int(params.epoch)
+    match = re.fullmatch(r"N(\d+)C(\d+)", row.device_num)
+    if match is not None:
+        epoch *= int(match.group(1)) * int(match.group(2))
+    return dataclasses.replace(params, batch_sizes=(row.batch_size,), fp_items=(row.fp_item,), epoch=str(epoch))
 
 
 def _device_ids(device_num: str) -> str:

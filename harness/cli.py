@@ -197,6 +197,9 @@ def _build_parser(*, full: bool) -> argparse.ArgumentParser:
     )
     p_bench.add_argument("config", help="TIPC config with a train_benchmark_params section")
     p_bench.add_argument("mode", nargs="?", default="benchmark_train", choices=("benchmark_train",), metavar="MODE")
+    p_bench.add_argument(
+        "row", nargs="?", default=None, metavar="PARAMS", help="one row (TIPC's third argument): dynamic_bs8_fp32_DP_N1C1"
+    )
     p_bench.add_argument("--root", default=None, help="run root (default: .)")
     p_bench.add_argument("--devices", default="CPU,N1C1,N1C4", help="rows: CPU and/or N<machines>C<cards>")
     p_bench.add_argument("--baseline", default=None, metavar="FILE", help="JSON list of earlier results to gate on")
@@ -434,6 +437,15 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     params = bench.read_params(config)
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    run_mode = "DP"
+    if args.row is not None:
+        try:
+            row = bench.parse_row(args.row)
+        except ValueError as exc:
+            print(f"tipc benchmark: PARAMS: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
+        params = bench.choose_row(params, row)
+        devices, run_mode = (row.device_num,), row.run_mode
     for device in devices:
         if device != "CPU" and not re.fullmatch(r"N\d+C\d+", device):
             print(f"tipc benchmark: --devices: expected CPU or N<machines>C<cards>, got {device!r}", file=sys.stderr)
@@ -442,7 +454,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     options = PlanOptions(repo_root=str(root), output_root="test_tipc/output/benchmark_train")
     save = Path(os.environ.get("BENCHMARK_LOG_DIR") or root / "test_tipc" / "output" / "benchmark_train")
     log_dir = _config_name(str(save / "train_log"), root)
-    runs = bench.plan_runs(config, params, options, devices=devices, log_dir=log_dir)
+    runs = bench.plan_runs(config, params, options, devices=devices, run_mode=run_mode, log_dir=log_dir)
     hardware = detect_hardware()
     try:
         frame_version = importlib.metadata.version("paddlepaddle")

@@ -202,3 +202,39 @@ def test_benchmark_without_section_is_exit_2(tmp_path: Path, capsys: pytest.Capt
     config.write_text(TINY.split("===========================train_benchmark_params")[0], encoding="utf-8")
     assert main(["benchmark", str(config)]) == 2
     assert capsys.readouterr().err.strip() == f"{config}:0: no '===train_benchmark_params===' section: nothing to benchmark"
+
+
+def test_tipc_params_argument_picks_one_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from harness.cli import main
+
+    monkeypatch.setenv("TIPC_GPU_COUNT", "0")
+    config = _tiny(tmp_path)
+    common = [str(config), "benchmark_train"]
+    where = ["--root", str(tmp_path), "--python", sys.executable]
+    assert main(["benchmark", *common, "static_bs4_fp32_DP_CPU", *where]) == 0
+    out = capsys.readouterr().out
+    assert "1 row(s)" in out and "PASSED   tiny_bs4_fp32_DP_CPU: ips 42.5 samples/s" in out
+    assert main(["benchmark", *common, "bs4_fp32"]) == 2
+    assert "expected <model type>_bs<B>_" in capsys.readouterr().err
+
+
+def test_a_multi_card_row_scales_epochs_as_tipc_does() -> None:
+    from harness.benchmark_train import choose_row, parse_row
+
+    params = read_params(load_config(CONFIG))
+    row = parse_row("dynamic_bs16_amp_DP_N1C4")
+    assert (row.batch_size, row.fp_item, row.run_mode, row.device_num) == ("16", "fp16", "DP", "N1C4")
+    chosen = choose_row(params, row)
+    assert (chosen.batch_sizes, chosen.fp_items, chosen.epoch) == (("16",), ("fp16",), "4")
+
+
+def test_drop_in_script(tmp_path: Path) -> None:
+    import subprocess
+
+    script = Path(__file__).parent.parent / "test_tipc" / "benchmark_train.sh"
+    done = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "usage: tipc benchmark" in done.stdout
