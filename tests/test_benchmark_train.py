@@ -201,7 +201,8 @@ def test_benchmark_without_section_is_exit_2(tmp_path: Path, capsys: pytest.Capt
     config = tmp_path / "c.txt"
     config.write_text(TINY.split("===========================train_benchmark_params")[0], encoding="utf-8")
     assert main(["benchmark", str(config)]) == 2
-    assert capsys.readouterr().err.strip() == f"{config}:0: no '===train_benchmark_params===' section: nothing to benchmark"
+    expected = f"{config}:0: no '===train_benchmark_params===' section: nothing to benchmark"
+    assert capsys.readouterr().err.strip() == expected
 
 
 def test_tipc_params_argument_picks_one_row(
