@@ -210,3 +210,16 @@ def test_import_graph_follows_packages_and_relative_imports(repo: Path) -> None:
         "tools/helpers.py",
         "tools/train_alpha.py",
     ]
+
+
+def test_a_run_root_below_the_git_top(tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    (top / "proj" / "lib").mkdir(parents=True)
+    (top / "proj" / "lib" / "a.py").write_text("A = 1\n", encoding="utf-8")
+    (top / "other.txt").write_text("x\n", encoding="utf-8")
+    _git(top, "init", "-q")
+    _git(top, "add", "-A")
+    _git(top, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    (top / "proj" / "lib" / "a.py").write_text("A = 2\n", encoding="utf-8")
+    (top / "other.txt").write_text("y\n", encoding="utf-8")
+    assert changed_files(top / "proj", "HEAD") == ("lib/a.py",)  # named from the run root; outside it left out
