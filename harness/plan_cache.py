@@ -15,7 +15,7 @@ from harness.config import TipcConfig
 from harness.plan import PlanOptions, build_plan
 from harness.steps import Plan
 
-__all__ = ["PlanCache", "harness_fingerprint", "plan_key"]
+__all__ = ["PlanCache", "folder_fingerprint", "harness_fingerprint", "plan_key"]
 
 # Bump when the pickled layout changes in a way the code fingerprint would not show.
 _FORMAT = "1"
@@ -24,11 +24,15 @@ _STRIPES = 16  # lock files per cache folder: workers planning different configs
 
 @functools.cache
 def harness_fingerprint() -> str:
-    """A hash of every module of the harness package: a planner change must never reuse an old plan."""
+    """A hash of every module of the harness package and its subpackages: a planner change never reuses a plan."""
+    return folder_fingerprint(Path(__file__).resolve().parent)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """A hash of the names and contents of the ``.py`` files under ``folder``, subfolders included."""
     digest = hashlib.sha256(f"{_FORMAT}|{sys.version}".encode())
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode())
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 

@@ -12,7 +12,7 @@ import pytest
 
 from harness.config import load_config, parse_config_text
 from harness.plan import PlanOptions, build_plan
-from harness.plan_cache import PlanCache, plan_key
+from harness.plan_cache import PlanCache, folder_fingerprint, plan_key
 
 pytest_plugins = ["pytester"]
 
@@ -44,6 +44,15 @@ def test_the_key_follows_content_mode_and_options() -> None:
     assert plan_key(parse_config_text("d.txt", text), LITE, options) != key  # plans name their config
     assert plan_key(config, "whole_infer", options) != key
     assert plan_key(config, LITE, dataclasses.replace(options, quirks=True)) != key
+
+
+def test_the_code_fingerprint_covers_subpackages(tmp_path: Path) -> None:
+    (tmp_path / "planning").mkdir()
+    (tmp_path / "plan.py").write_text("A = 1\n", encoding="utf-8")
+    (tmp_path / "planning" / "grid.py").write_text("B = 1\n", encoding="utf-8")
+    before = folder_fingerprint(tmp_path)
+    (tmp_path / "planning" / "grid.py").write_text("B = 2\n", encoding="utf-8")
+    assert folder_fingerprint(tmp_path) != before
 
 
 def test_a_damaged_cache_file_is_a_miss(tmp_path: Path) -> None:
