@@ -151,11 +151,12 @@ def collection(
             tail = done.stdout.strip().splitlines()[-1:] or ["(no output)"]
             out[name] = (wall, _children_cpu_s() - cpu0, tail[0])
 
-        timed("no_cache_s", ["-p", "no:cacheprovider"])
-        timed("cold_cache_s", [])
-        timed("warm_cache_s", [])
-        timed("warm_cache_k_s", ["-k", "not m0000"])
-        timed("warm_cache_xdist2_s", ["-p", "xdist.plugin", "-n", "2"])
+        timed("default_s", [])
+        timed("default_k_s", ["-k", "not m0000"])
+        timed("default_xdist2_s", ["-p", "xdist.plugin", "-n", "2"])
+        timed("cold_cache_s", ["--tipc-plan-cache"])
+        timed("warm_cache_s", ["--tipc-plan-cache"])
+        timed("warm_cache_xdist2_s", ["--tipc-plan-cache", "-p", "xdist.plugin", "-n", "2"])
     return out
 
 

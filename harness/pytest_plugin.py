@@ -261,6 +261,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="REV",
         help="keep only the config x mode cases whose inputs changed since git revision REV (see `tipc affected`)",
     )
+    group.addoption(
+        "--tipc-plan-cache",
+        action="store_true",
+        default=False,
+        help="keep plans in pytest's cache folder, shared by xdist workers and later runs (pays off for slow plans)",
+    )
     parser.addini("tipc_config_glob", "file name pattern of collected configs under test_tipc/configs", default=DEFAULT_GLOB)
 
 
@@ -304,7 +310,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shard=_parse_shard(config.getoption("tipc_shard")),
         glob=str(config.getini("tipc_config_glob")),
         run_id=run_id,
-        plan_cache=PlanCache(_plan_cache_dir(config)),
+        plan_cache=PlanCache(_plan_cache_dir(config) if config.getoption("tipc_plan_cache") else None),
         keyword=str(config.getoption("keyword", "") or ""),
         affected_since=config.getoption("tipc_affected_since"),
     )
@@ -323,7 +329,11 @@ def pytest_configure_node(node: Any) -> None:  # noqa: ANN401  (xdist's WorkerCo
 
 
 def _plan_cache_dir(config: pytest.Config) -> Path | None:
-    """Plans are kept in pytest's cache folder (shared by xdist workers and later runs); none with -p no:cacheprovider."""
+    """Where --tipc-plan-cache keeps plans: pytest's cache folder (none with -p no:cacheprovider).
+
+    Off by default: planning takes about a millisecond per config x mode, and a cold cache's writes cost more than
+    that (benchmarks/zoo_scale.py measures both); it pays off for plans that are slow to build.
+    """
     cache = getattr(config, "cache", None)
     if cache is None:
         return None

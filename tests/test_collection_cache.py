@@ -89,30 +89,39 @@ def _cached(root: Path) -> list[Path]:
 
 
 def test_the_second_collection_plans_nothing(pytester: pytest.Pytester, root: Path) -> None:
-    first = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q")
+    first = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "--tipc-plan-cache")
     entries = _cached(root)
     assert len(entries) == 2  # alpha and gpu_only, one mode each
     stamps = [p.stat().st_mtime_ns for p in entries]
-    second = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q")
+    second = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "--tipc-plan-cache")
     assert _ids(second) == _ids(first) and len(_ids(first)) > 10
     assert [p.stat().st_mtime_ns for p in _cached(root)] == stamps
     # A config edit is a new key: that config is planned again, the other one still comes from the cache.
     alpha = root / "test_tipc" / "configs" / "alpha" / "train_infer_python.txt"
     alpha.write_text(alpha.read_text(encoding="utf-8").replace("1|2", "1"), encoding="utf-8")
-    third = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q")
+    third = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "--tipc-plan-cache")
     assert len(_cached(root)) == 3
     assert len(_ids(third)) < len(_ids(first))
 
 
+def test_the_cache_is_off_by_default(pytester: pytest.Pytester, root: Path) -> None:
+    result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q")
+    assert _ids(result) and _cached(root) == []
+
+
 def test_xdist_workers_share_the_cache(pytester: pytest.Pytester, root: Path) -> None:
     serial = _ids(pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "-p", "no:cacheprovider"))
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "-p", "xdist.plugin", "-n", "2", "--collect-only")
+    result = pytester.runpytest(
+        "-p", "harness.pytest_plugin", "-p", "xdist.plugin", "-n", "2", "--collect-only", "--tipc-plan-cache"
+    )
     result.stdout.fnmatch_lines([f"*{len(serial)} items*"])
     assert len(_cached(root)) == 2  # two workers, each config x mode planned and stored once
 
 
 def test_k_that_rules_a_file_out_skips_planning_it(pytester: pytest.Pytester, root: Path) -> None:
-    result = pytester.runpytest("-p", "harness.pytest_plugin", "--collect-only", "-q", "-k", "not gpu_only")
+    result = pytester.runpytest(
+        "-p", "harness.pytest_plugin", "--collect-only", "-q", "-k", "not gpu_only", "--tipc-plan-cache"
+    )
     ids = _ids(result)
     assert ids and all(i.startswith("test_tipc/configs/alpha/") for i in ids)
     assert "deselected" not in result.outlines[-1]  # never collected, so never deselected
