@@ -643,6 +643,15 @@ class ChainNode(pytest.Collector):
             _release(handle)
 
 
+@functools.cache
+def _marker(name: str) -> pytest.MarkDecorator:
+    """One MarkDecorator per marker name. ``pytest.mark.<name>`` builds and checks a new one on every lookup, which
+    was a good part of a zoo's collection time (tens of microseconds, several per item). Made on first use, after
+    pytest_configure declared the markers, so --strict-markers accepts them."""
+    decorator: pytest.MarkDecorator = getattr(pytest.mark, name)
+    return decorator
+
+
 class StepItem(pytest.Item):
     """One command of a chain (train, eval, export, one inference variant, compare)."""
 
@@ -658,7 +667,7 @@ class StepItem(pytest.Item):
         words = ("tipc", str(step.kind), self.trainer, *step.tags, *(str(r) for r in step.requires))
         for word in dict.fromkeys(words):
             if word in MARKERS:
-                self.add_marker(word)
+                self.add_marker(_marker(word))
             self.extra_keyword_matches.add(word)
         self.extra_keyword_matches.add(plan.model_name)
         # Known before running, so even a step skipped at setup carries them into the JUnit XML.
