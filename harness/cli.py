@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import shutil
+import re
 import signal
 import sys
 import time
@@ -20,28 +21,27 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from harness import __version__, history, matrix, parity, progress, reports
+from harness import __version__
+from harness.command import DEFAULT_TIMEOUT_S
 from harness.config import Layout, load_config
 from harness.config_kinds import ConfigKind, config_kind, describe_unhandled, is_handled
 from harness.containment import resolve_inside
-from harness.environment import ENVIRONMENT_FILE, collect_environment, write_environment
 from harness.errors import ConfigError, HarnessError
-from harness.command import DEFAULT_TIMEOUT_S
-from harness.execute import interrupted_result, not_run_results, run_plan, selected
 from harness.flavors import AUTO, FLAVORS
-from harness.golden import update_goldens
-from harness.hardware import detect_hardware
 from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
-from harness.prepare import REPOSITORY_SCRIPT, lookup, network_failures, plan_preparation
-from harness.reports import SIDECAR, append_record, command_failed, step_record
-from harness.runner import child_environment, is_interpreter, run_command
-from harness.values import positive_seconds
 from harness.status import ResultsLog, StepResult, run_succeeded
 from harness.steps import Chain, Plan, Step, StepKind
+from harness.values import positive_seconds
+
+# Start-up cost matters (`tipc plan` should answer in a blink): modules only running, preparing, reporting or
+# rewriting goldens need (runner, execute, hardware, reports, progress, history, golden, prepare) are imported by
+# the handlers that use them.
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from harness.reports import CaseRecord
 
 __all__ = ["ExitCode", "build_parser", "main", "positive_seconds"]
 
@@ -82,9 +82,10 @@ class _Busy(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: sys.argv[1:]), run the subcommand and return its exit code."""
-    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = _build_parser(full=_first_word(arguments) not in _OWN_COMMANDS)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exc:  # --help exits 0, a usage error 2; return it rather than leave the process
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     setup_logging(verbosity=getattr(args, "verbose", 0))
@@ -162,7 +163,26 @@ def _signals_unwind() -> Iterator[None]:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
 
 
+# Subcommands defined in this module. For these the report and matrix modules (their subcommands' definitions and
+# what they import) are not loaded at all; any other first word, --help included, gets the full parser.
+_OWN_COMMANDS = frozenset({"plan", "run", "lint", "prepare", "update-goldens", "affected", "benchmark"})
+
+
+def _first_word(argv: Sequence[str]) -> str | None:
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The whole ``tipc`` parser, every subcommand included."""
+    return _build_parser(full=True)
+
+
+def _build_parser(*, full: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tipc",
         description="Run PaddlePaddle TIPC train -> quantize -> export -> inference chains from TIPC configs.",
@@ -235,10 +255,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_goldens.set_defaults(handler=_cmd_update_goldens)
 
-    reports.register_cli(sub)
-    matrix.register_cli(sub)
-    parity.register_cli(sub)
-    history.register_cli(sub)
+    p_affected = sub.add_parser(
+        "affected", parents=[common], help="list the config x mode cases whose inputs changed since a git revision"
+    )
+    p_affected.add_argument("configs", nargs="*", metavar="CONFIG", help="default: test_tipc/configs/*/*.txt")
+    p_affected.add_argument("--since", required=True, metavar="REV", help="git revision to compare the work tree with")
+    p_affected.add_argument("--mode", action="append", choices=MODES, metavar="MODE", help="repeatable (default: all)")
+    p_affected.add_argument("--root", default=None, help="repository root (default: .)")
+    p_affected.add_argument("--json", action="store_true", help="print the selection as JSON")
+    p_affected.set_defaults(handler=_cmd_affected)
+
+    p_bench = sub.add_parser(
+        "benchmark", parents=[common], help="TIPC benchmark_train: time training from train_benchmark_params, gate"
+    )
+    p_bench.add_argument("config", help="TIPC config with a train_benchmark_params section")
+    p_bench.add_argument("mode", nargs="?", default="benchmark_train", choices=("benchmark_train",), metavar="MODE")
+    p_bench.add_argument(
+        "row", nargs="?", default=None, metavar="PARAMS", help="one row (TIPC's third argument): dynamic_bs8_fp32_DP_N1C1"
+    )
+    p_bench.add_argument("--root", default=None, help="run root (default: .)")
+    p_bench.add_argument("--devices", default="CPU,N1C1,N1C4", help="rows: CPU and/or N<machines>C<cards>")
+    p_bench.add_argument("--baseline", default=None, metavar="FILE", help="JSON list of earlier results to gate on")
+    p_bench.add_argument("--tolerance", type=float, default=0.25, help="ips change the gate allows (default 0.25)")
+    p_bench.add_argument("--write-baseline", default=None, metavar="FILE", help="write this run's results as one")
+    p_bench.add_argument("--timeout", type=positive_seconds, default=None, metavar="S")
+    p_bench.add_argument("--python", default=None, metavar="PATH", help="interpreter to use instead of the config's")
+    p_bench.set_defaults(handler=_cmd_benchmark)
+
+    if full:
+        from harness import history, matrix, parity, reports  # noqa: PLC0415  (see _OWN_COMMANDS)
+
+        reports.register_cli(sub)
+        matrix.register_cli(sub)
+        parity.register_cli(sub)
+        history.register_cli(sub)
     return parser
 
 
@@ -311,6 +361,11 @@ def _describe_step(step: Step) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from harness import history, progress  # noqa: PLC0415  (on use, see the imports above)
+    from harness.environment import ENVIRONMENT_FILE, collect_environment, write_environment  # noqa: PLC0415
+    from harness.execute import interrupted_result, not_run_results, run_plan, selected  # noqa: PLC0415
+    from harness.hardware import detect_hardware  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)
     config_name = _config_name(args.config, root)
@@ -394,6 +449,8 @@ class _Records:
     """
 
     def __init__(self, root: Path, plan: Plan, config_name: str) -> None:
+        from harness.reports import SIDECAR  # noqa: PLC0415  (on use, see the imports above)
+
         self.root = root
         self.plan = plan
         self.config_name = config_name
@@ -401,10 +458,10 @@ class _Records:
         # Each run starts a fresh results_python.log; the previous one is kept beside it (<name>.prev).
         self.log = ResultsLog(root / plan.results_log, model_name=plan.model_name, run_id=uuid.uuid4().hex)
         self.trouble: list[str] = []
-        self.cases: list[reports.CaseRecord] = []  # what --history records
+        self.cases: list[CaseRecord] = []  # what --history records
 
     def __enter__(self) -> _Records:
-        for path in (self.plan.results_log, f"{self.plan.output_dir}/{SIDECAR}"):
+        for path in (self.plan.results_log, f"{self.plan.output_dir}/{self.sidecar.name}"):
             resolve_inside(self.root, self.plan.output_dir, path)
         try:
             self.log.open()
@@ -417,6 +474,8 @@ class _Records:
             self.log.close()
 
     def write(self, result: StepResult) -> None:
+        from harness.reports import append_record, command_failed, step_record  # noqa: PLC0415
+
         chain = next(c for c in self.plan.chains if c.id == result.chain_id)
         step = chain.step(result.step_name)
         try:
@@ -471,6 +530,8 @@ def _run_lock(root: Path, plan: Plan) -> Iterator[None]:
 
 
 def _interpreter_notes(plan: Plan, python: str | None) -> list[str]:
+    from harness.runner import child_environment, is_interpreter  # noqa: PLC0415  (on use)
+
     """Say on the terminal when the config's interpreter is missing and another one runs the steps instead."""
     env = child_environment(())
     search = env.get("PATH", os.defpath)
@@ -499,6 +560,8 @@ def _config_name(config: str, root: Path) -> str:
 
 def _print_summary(results: Sequence[StepResult], results_log: Path, *, console: Console, root: Path,
                    hints: dict[str, str]) -> None:
+    from harness import progress  # noqa: PLC0415  (on use: rich)
+
     print(flush=True)
     progress.summary(results, console, root=root)
     for line in progress.failure_report(results, root=root, hints=hints):
@@ -559,10 +622,117 @@ def _cmd_lint(args: argparse.Namespace) -> int:
     return ExitCode.CONFIG_ERROR if errors else ExitCode.OK
 
 
+# --- affected ------------------------------------------------------------------------------------------------------
+
+
+def _cmd_affected(args: argparse.Namespace) -> int:
+    from harness import affected  # noqa: PLC0415  (on use, see the imports above)
+
+    root = _root(args).resolve()
+    configs = tuple(_config_name(c, root) for c in args.configs) or affected.default_configs(root)
+    modes = tuple(dict.fromkeys(args.mode or MODES))
+    changed = affected.changed_files(root, args.since)
+    cases, problems = affected.plan_cases(root, configs, modes, PlanOptions(repo_root=str(root)))
+    selection = affected.select_cases(cases, changed)
+    if args.json:
+        print(json.dumps({**selection.to_json(), "changed": list(changed), "config_errors": problems}, indent=2))
+        return ExitCode.OK
+    for line in problems:
+        print(f"note: {line} (the case depends on its config only)", file=sys.stderr)
+    for reason in selection.everything:
+        print(f"everything: {reason}")
+    for config, mode in selection.cases:
+        why = ", ".join(selection.because.get((config, mode), ()))
+        print(f"{config} {mode}" + (f"  ({why})" if why else ""))
+    print(
+        f"tipc affected: {len(changed)} changed file(s) since {args.since}; "
+        f"{len(selection.cases)} of {len(cases)} case(s) selected; {len(selection.unrelated)} change(s) touch no case",
+        file=sys.stderr,
+    )
+    return ExitCode.OK
+
+
+# --- benchmark -----------------------------------------------------------------------------------------------------
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import importlib.metadata  # noqa: PLC0415  (on use, see the imports above)
+
+    from harness import benchmark_train as bench  # noqa: PLC0415
+    from harness.execute import run_step  # noqa: PLC0415
+    from harness.hardware import detect_hardware  # noqa: PLC0415
+
+    root = _root(args)
+    config = load_config(args.config)
+    params = bench.read_params(config)
+    devices = tuple(d.strip() for d in args.devices.split(",") if d.strip())
+    run_mode = "DP"
+    if args.row is not None:
+        try:
+            row = bench.parse_row(args.row)
+        except ValueError as exc:
+            print(f"tipc benchmark: PARAMS: {exc}", file=sys.stderr)
+            return ExitCode.USAGE
+        params = bench.choose_row(params, row)
+        devices, run_mode = (row.device_num,), row.run_mode
+    for device in devices:
+        if device != "CPU" and not re.fullmatch(r"N\d+C\d+", device):
+            print(f"tipc benchmark: --devices: expected CPU or N<machines>C<cards>, got {device!r}", file=sys.stderr)
+            return ExitCode.USAGE
+    baseline = bench.load_baseline(Path(args.baseline)) if args.baseline else {}
+    options = PlanOptions(repo_root=str(root), output_root="test_tipc/output/benchmark_train")
+    save = Path(os.environ.get("BENCHMARK_LOG_DIR") or root / "test_tipc" / "output" / "benchmark_train")
+    log_dir = _config_name(str(save / "train_log"), root)
+    runs = bench.plan_runs(config, params, options, devices=devices, run_mode=run_mode, log_dir=log_dir)
+    hardware = detect_hardware()
+    try:
+        frame_version = importlib.metadata.version("paddlepaddle")
+    except importlib.metadata.PackageNotFoundError:
+        frame_version = ""
+    print(f"tipc benchmark: {len(runs)} row(s) of {args.config}; {hardware.describe()}")
+    records: list[dict[str, object]] = []
+    failed = False
+
+    def on_record(run: bench.BenchmarkRun, record: dict[str, object]) -> None:
+        nonlocal failed
+        records.append(record)
+        index = save / "index"
+        index.mkdir(parents=True, exist_ok=True)
+        (index / f"{run.name}_speed").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        status = str(record["status"])
+        verdict = bench.gate(record, baseline, args.tolerance) if status == "passed" and baseline else None
+        if status in ("failed", "timeout", "error") or (verdict is not None and not verdict.ok):
+            failed = True
+        ips = record["ips"]
+        shown = f"ips {ips} samples/s" if ips is not None else (str(record["reason"]) or "no ips")
+        print(f"{status.upper():<8} {run.name}: {shown}", flush=True)
+        if verdict is not None and verdict.message:
+            print(f"{'GATE' if verdict.ok else 'SLOWER'}   {verdict.message}", flush=True)
+
+    bench.execute(
+        runs,
+        root=root,
+        hardware=hardware,
+        run_step=lambda step, chain: run_step(
+            step, chain, root=root, hardware=hardware, prior={}, python=args.python, timeout_s=args.timeout
+        ),
+        frame_version=frame_version,
+        on_record=on_record,
+    )
+    if args.write_baseline:
+        kept = [r for r in records if r["status"] == "passed"]
+        Path(args.write_baseline).write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+        print(f"baseline: {len(kept)} result(s) written to {args.write_baseline}")
+    print(f"results: {save / 'index'}")
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
 # --- prepare -------------------------------------------------------------------------------------------------------
 
 
 def _cmd_update_goldens(args: argparse.Namespace) -> int:
+    from harness.golden import update_goldens  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)
     messages = update_goldens(plan, root=root)
@@ -574,6 +744,9 @@ def _cmd_update_goldens(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from harness.prepare import REPOSITORY_SCRIPT, lookup, network_failures, plan_preparation  # noqa: PLC0415
+    from harness.runner import run_command  # noqa: PLC0415
+
     root = _root(args)
     plan = _plan(args)  # validates config and mode, and names the model and its output folder
     log_path = f"{plan.output_dir}/prepare.log"

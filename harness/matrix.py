@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from harness.errors import HarnessError
 
 __all__ = [
@@ -398,6 +396,8 @@ def load_matrix(path: Path, *, root: Path | None = None) -> Matrix:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MatrixError(shown, "", f"cannot read: {exc.strerror or exc}") from exc
+    import yaml  # noqa: PLC0415  (on use: only the matrix command reads YAML)
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import pytest
 
@@ -28,7 +29,8 @@ from harness.containment import own_output_roots
 from harness.errors import CommandFailed, ConfigError
 from harness.execute import run_step
 from harness.hardware import Hardware, detect_hardware
-from harness.plan import MODES, PlanOptions, build_plan
+from harness.plan import MODES, PlanOptions
+from harness.plan_cache import PlanCache
 from harness.reports import (
     SIDECAR,
     append_record,
@@ -116,6 +118,9 @@ class TipcSession:
     glob: str
     run_id: str  # shared by every xdist worker of one run: data preparation happens once per run
     reruns: int = 0  # --tipc-reruns: re-run a failed step up to this many times (harness/reruns.py)
+    plan_cache: PlanCache = dataclasses.field(default_factory=lambda: PlanCache(None))
+    keyword: str = ""  # the -k expression: modes it cannot select are not planned at all
+    affected_since: str | None = None
     _hardware: Hardware | None = None
     _logs: dict[str, ResultsLog] = dataclasses.field(default_factory=dict)
     _prepared: dict[str, StepResult | None] = dataclasses.field(default_factory=dict)
@@ -208,6 +213,8 @@ class TipcSession:
 _SESSION: Final = pytest.StashKey[TipcSession]()
 _CHAIN_RESULTS: Final = pytest.StashKey[dict[str, StepResult]]()
 _CHAIN_LOCK: Final = pytest.StashKey[IO[bytes]]()
+_AFFECTED: Final = pytest.StashKey[tuple[str, ...]]()
+_HARDWARE_INPUT: Final = "tipc_hardware"
 
 
 def _session(config: pytest.Config) -> TipcSession:
@@ -295,6 +302,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run shard I of N (1-based); whole chains, balanced by expected duration, stable across runs",
     )
     pytest_extras.add_options(group)
+    group.addoption(
+        "--tipc-affected-since",
+        default=None,
+        metavar="REV",
+        help="keep only the config x mode cases whose inputs changed since git revision REV (see `tipc affected`)",
+    )
+    group.addoption(
+        "--tipc-plan-cache",
+        action="store_true",
+        default=False,
+        help="keep plans in pytest's cache folder, shared by xdist workers and later runs (pays off for slow plans)",
+    )
     parser.addini("tipc_config_glob", INI_OPTIONS["tipc_config_glob"], default=DEFAULT_GLOB)
     parser.addini("tipc_mode", INI_OPTIONS["tipc_mode"], type="args", default=[])
     parser.addini("tipc_flavor", INI_OPTIONS["tipc_flavor"], default="")
@@ -366,10 +385,37 @@ def pytest_configure(config: pytest.Config) -> None:
         glob=str(config.getini("tipc_config_glob")),
         run_id=run_id,
         reruns=max(0, int(config.getoption("tipc_reruns") or 0)),
+        plan_cache=PlanCache(_plan_cache_dir(config) if config.getoption("tipc_plan_cache") else None),
+        keyword=str(config.getoption("keyword", "") or ""),
+        affected_since=config.getoption("tipc_affected_since"),
     )
     config.pluginmanager.register(pytest_extras, "tipc-device")  # --tipc-device, on every worker alike
     if workerinput is None:  # history, environment and FLAKY statuses live on the controller
         config.pluginmanager.register(pytest_extras.TipcExtras(config, root=root, run_id=run_id), "tipc-extras")
+    shared = workerinput.get(_HARDWARE_INPUT) if workerinput else None
+    if shared is not None:  # probed once by the xdist controller, not again by every worker
+        config.stash[_SESSION]._hardware = Hardware(gpu_count=int(shared[0]), tensorrt=bool(shared[1]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # noqa: ANN401  (xdist's WorkerController, untyped here)
+    """xdist controller: hand each worker this host's hardware, so N workers do not each run the probes."""
+    session = node.config.stash.get(_SESSION, None)
+    if session is not None:
+        hardware = session.hardware
+        node.workerinput[_HARDWARE_INPUT] = [hardware.gpu_count, hardware.tensorrt]
+
+
+def _plan_cache_dir(config: pytest.Config) -> Path | None:
+    """Where --tipc-plan-cache keeps plans: pytest's cache folder (none with -p no:cacheprovider).
+
+    Off by default: planning takes about a millisecond per config x mode, and a cold cache's writes cost more than
+    that (benchmarks/zoo_scale.py measures both); it pays off for plans that are slow to build.
+    """
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    return Path(cache.mkdir("tipc-plans"))
 
 
 @pytest.hookimpl
@@ -430,12 +476,18 @@ def _rootdir_relative(path: Path, config: pytest.Config) -> str:
 
 @pytest.hookimpl
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    """One line naming the config kinds found but not run (cpp, serving, lite, paddle2onnx, ptq, ...)."""
+    """One line naming the config kinds found but not run (cpp, serving, lite, paddle2onnx, ptq, ...), and what
+    --tipc-affected-since selected and why."""
     session = config.stash.get(_SESSION, None)
     if session is None:
         return []
     line = describe_unhandled(session.unhandled)
-    return [f"tipc: {line} (not collected)"] if line else []
+    lines = [f"tipc: {line} (not collected)"] if line else []
+    if session.affected_since is not None and _AFFECTED in config.stash:
+        whys = config.stash[_AFFECTED]
+        head = f"tipc: cases affected since {session.affected_since}"
+        lines += [head + (": every case, because:" if whys else " (others deselected)"), *(f"  {w}" for w in whys)]
+    return lines
 
 
 def _chain_weight(chain: Chain) -> float:
@@ -468,6 +520,45 @@ def _longest_chains_first(items: list[pytest.Item], hardware: Hardware) -> None:
     items[:] = [*others, *(item for _, steps in ranked for item in steps)]
 
 
+def _deselect_unaffected(items: list[pytest.Item], config: pytest.Config, tipc: TipcSession) -> None:
+    """--tipc-affected-since: drop the steps of cases none of whose inputs changed (ordinary tests stay)."""
+    from harness import affected  # noqa: PLC0415  (only this option needs git and the import graph)
+
+    assert tipc.affected_since is not None
+    graph = affected.ImportGraph(tipc.root)
+    plans: dict[tuple[str, str], Plan] = {}
+    for item in items:
+        if isinstance(item, StepItem):
+            plans.setdefault((_root_relative(item.path, tipc.root), item.plan.mode), item.plan)
+    cases = [
+        affected.case_inputs(plan, root=tipc.root, config=config_name, graph=graph)
+        for (config_name, _), plan in plans.items()
+    ]
+    try:
+        changed = affected.changed_files(tipc.root, tipc.affected_since)
+    except affected.AffectedError as exc:  # not a git repository, unknown revision: one line, no traceback
+        raise pytest.UsageError(str(exc)) from None
+    selection = affected.select_cases(cases, changed)
+    keep_cases = frozenset(selection.cases)
+    config.stash[_AFFECTED] = selection.everything
+
+    def wanted(item: pytest.Item) -> bool:
+        return not isinstance(item, StepItem) or (_root_relative(item.path, tipc.root), item.plan.mode) in keep_cases
+
+    keep = [i for i in items if wanted(i)]
+    dropped = [i for i in items if not wanted(i)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def _root_relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple[str, ...], ...]:
     """Greedy longest-first assignment of (chain key, weight) to ``total`` shards; ties go by key then shard index.
 
@@ -485,6 +576,8 @@ def shard_chains(chains: Sequence[tuple[str, float]], total: int) -> tuple[tuple
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     tipc = _session(config)
+    if tipc.affected_since is not None:
+        _deselect_unaffected(items, config, tipc)
     if not any(isinstance(item, StepItem) for item in items):
         return  # installed plugins load in every project: probe no hardware where there are no chains
     _longest_chains_first(items, tipc.hardware)
@@ -528,7 +621,10 @@ class TipcFile(pytest.File):
             return
         if model:
             self.extra_keyword_matches.add(model)
-        for mode in _session(self.config).modes:
+        session = _session(self.config)
+        for mode in session.modes:
+            if session.keyword and not _may_match(session.keyword, self, mode):
+                continue  # -k can select no step of this mode: do not plan it (its items would all be deselected)
             yield ModeNode.from_parent(self, name=mode, tipc_config=config, mode=mode, relpath=self._relpath())
 
     def repr_failure(
@@ -537,6 +633,57 @@ class TipcFile(pytest.File):
         if isinstance(excinfo.value, ConfigError):
             return excinfo.value.render()
         return str(super().repr_failure(excinfo))
+
+
+@functools.cache
+def _keyword_expression(keyword: str) -> tuple[Any, tuple[str, ...]] | None:
+    """The compiled -k expression and its identifiers; None when it cannot be reasoned about here."""
+    from _pytest.mark.expression import Expression  # noqa: PLC0415  (pytest's own -k parser)
+
+    if keyword.startswith("-") or keyword.endswith(":"):
+        return None  # pytest's legacy "-name" / "name:" forms: leave them to pytest
+    try:
+        expression = Expression.compile(keyword)
+        return expression, tuple(sorted(expression.idents()))
+    except (SyntaxError, AttributeError):  # pytest reports a bad -k itself; an older pytest has no idents()
+        return None
+
+
+def _may_match(keyword: str, node: pytest.Collector, mode: str) -> bool:
+    """Whether ``-k keyword`` could select some item below ``node``'s ``mode`` child.
+
+    -k matches the names and extra keywords of an item and all its parents. Here only the file's and the mode's
+    are known; every identifier none of them contains may still match a chain, step or marker name further down,
+    so it is tried both ways. False only when no choice for those identifiers makes the expression true.
+    """
+    compiled = _keyword_expression(keyword)
+    if compiled is None:
+        return True
+    expression, idents = compiled
+    known = [mode.lower()]
+    for parent in node.listchain():
+        if isinstance(parent, pytest.Session) or (
+            isinstance(parent, pytest.Directory) and isinstance(parent.parent, pytest.Session)
+        ):
+            continue
+        known.append(parent.name.lower())
+        known.extend(word.lower() for word in parent.extra_keyword_matches)
+        known.extend(mark.name.lower() for mark in parent.own_markers)
+    certain = {i for i in idents if any(i.lower() in name for name in known)}
+    open_idents = [i for i in idents if i not in certain]
+    if len(open_idents) > 12:
+        return True  # too many to try; collecting everything is always correct
+    for bits in range(1 << len(open_idents)):
+        chosen = {i for n, i in enumerate(open_idents) if bits >> n & 1}
+
+        def matcher(name: str, /, **kwargs: object) -> bool:
+            if kwargs:
+                raise pytest.UsageError("Keyword expressions do not support call parameters.")
+            return name in certain or name in chosen
+
+        if expression.evaluate(matcher):
+            return True
+    return False
 
 
 def _relocated(exc: ConfigError, path: Path, relpath: str) -> ConfigError:
@@ -557,7 +704,7 @@ class ModeNode(pytest.Collector):
     def collect(self) -> Iterator[ChainNode]:
         session = _session(self.config)
         try:
-            plan = build_plan(self.tipc_config, self.mode, session.plan_options(self.path))
+            plan = session.plan_cache.plan(self.tipc_config, self.mode, session.plan_options(self.path))
         except ConfigError as exc:
             raise _relocated(exc, self.path, self.relpath) from None
         used: set[str] = set()
@@ -614,6 +761,15 @@ class ChainNode(pytest.Collector):
             _release(handle)
 
 
+@functools.cache
+def _marker(name: str) -> pytest.MarkDecorator:
+    """One MarkDecorator per marker name. ``pytest.mark.<name>`` builds and checks a new one on every lookup, which
+    was a good part of a zoo's collection time (tens of microseconds, several per item). Made on first use, after
+    pytest_configure declared the markers, so --strict-markers accepts them."""
+    decorator: pytest.MarkDecorator = getattr(pytest.mark, name)
+    return decorator
+
+
 class StepItem(pytest.Item):
     """One command of a chain (train, eval, export, one inference variant, compare)."""
 
@@ -629,7 +785,7 @@ class StepItem(pytest.Item):
         words = ("tipc", str(step.kind), self.trainer, *step.tags, *(str(r) for r in step.requires))
         for word in dict.fromkeys(words):
             if word in MARKERS:
-                self.add_marker(word)
+                self.add_marker(_marker(word))
             self.extra_keyword_matches.add(word)
         self.extra_keyword_matches.add(plan.model_name)
         # Known before running, so even a step skipped at setup carries them into the JUnit XML.

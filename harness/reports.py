@@ -13,8 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import junitparser
-
 from harness.environment import ENVIRONMENT_FILE, RunEnvironment, read_environment
 from harness.errors import CommandFailed, HarnessError
 from harness.history import FIXED, FLAKY, NEW_FAILURE, HistoryRow, classify, trends
@@ -23,6 +21,7 @@ from harness.steps import Chain, Plan, Step
 
 if TYPE_CHECKING:
     import jinja2
+    import junitparser
 
 __all__ = [
     "KIND_ORDER",
@@ -185,6 +184,8 @@ class Comparison:
 
 
 def _read_junit(path: Path) -> junitparser.JUnitXml:
+    import junitparser  # noqa: PLC0415  (on use: it pulls in importlib.metadata, slow for every other command)
+
     try:
         return junitparser.JUnitXml.fromfile(str(path))
     except FileNotFoundError:
@@ -199,6 +200,8 @@ def _read_junit(path: Path) -> junitparser.JUnitXml:
 
 
 def _properties(case: junitparser.TestCase) -> dict[str, str]:
+    import junitparser  # noqa: PLC0415
+
     props = case.child(junitparser.Properties)  # type: ignore[no-untyped-call]  # junitparser is untyped here
     if props is None:
         return {}
@@ -207,6 +210,8 @@ def _properties(case: junitparser.TestCase) -> dict[str, str]:
 
 def _case_status(case: junitparser.TestCase, props: Mapping[str, str]) -> tuple[str, str, str]:
     """(status, one-line reason, details) of a test case."""
+    import junitparser  # noqa: PLC0415
+
     for result in case.result:
         message = str(result.message or "")
         text = str(result.text or "")
@@ -339,6 +344,8 @@ def load_junit(paths: Iterable[Path], *, logs_beside: Path | None = None) -> tup
 
 def load_junit_environment(paths: Iterable[Path]) -> RunEnvironment | None:
     """The run environment the pytest plugin wrote as ``tipc_env_*`` suite properties (the first file that has one)."""
+    import junitparser  # noqa: PLC0415  (on use: start-up)
+
     for path in paths:
         xml = _read_junit(path)
         suites = [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
@@ -358,6 +365,8 @@ def merge_junit(paths: Sequence[Path], output: Path) -> JunitTotals:
     if not paths:
         msg = "no JUnit files to merge"
         raise ReportError(msg)
+    import junitparser  # noqa: PLC0415
+
     merged = junitparser.JUnitXml(name="tipc")
     seen: dict[str, str] = {}
     duplicates: list[str] = []
