@@ -14,6 +14,7 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 
+from harness.check_steps import GOLDEN_MODES, add_checks, golden_label, skips_cpu_row
 from harness.command import DEFAULT_TIMEOUT_S, Command
 from harness.config import Entry, Layout, TipcConfig
 from harness.errors import ConfigError
@@ -66,7 +67,7 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
         return _plan(config, mode, flavor, options, "", (), (how, "ptq_params layout: nothing to run (Q7.6)"))
     check_layout(config, flavor.name)
     builder = _Builder(config, mode, flavor, options)
-    chains = builder.build()
+    chains = add_checks(config, mode, options.quirks, builder.python, builder.build())
     return _plan(config, mode, flavor, options, builder.model_name, chains, (how, *builder.notes))
 
 
@@ -676,6 +677,8 @@ class _Builder:
                 for batch in self.alternatives(r["infer_batch"]) or [""]:
                     for precision in precisions:
                         prec = _precision_name(precision)
+                        if not self.quirks and skips_cpu_row(self.config, prec, grid.quant):
+                            continue  # an int8 row on a float program would be an fp32 row named int8
                         if not self.quirks and flavor.cpu_precision_flag and (
                             prec == "fp16" or (prec == "int8" and mkldnn == "False")
                         ):
@@ -924,11 +927,10 @@ class _Builder:
     def golden_dir(self) -> str:
         """Where compare steps find goldens; none in quirks mode and none for modes goldens do not cover.
 
-        Goldens describe the lite training schedule, so they are compared for the lite modes and for
-        klquant_whole_infer (whose goldens are named <trainer>_klquant_<precision>); whole-data training
-        gives other weights, so those modes get no compare step.
+        Goldens describe fixed weights, so only whole_infer (the shipped checkpoints) compares with them;
+        chains that train get portable checks instead (harness/check_steps.py).
         """
-        if self.quirks or self.mode not in ("lite_train_lite_infer", "lite_train_whole_infer", "klquant_whole_infer"):
+        if self.quirks or self.mode not in GOLDEN_MODES:
             return ""
         for entry in self.config.section("harness_params"):
             if entry.key == "golden_dir" and entry.value not in ("", "null"):
@@ -998,7 +1000,7 @@ class _Grid:
         self.steps.append(builder.step(unique, StepKind.INFER, argv, log, env, (self.needs,), all_requires,
                                        self.line, step_tags))
         if self.golden_dir:
-            label = f"{self.trainer}_klquant" if builder.mode == "klquant_whole_infer" else self.trainer
+            label = golden_label(builder.mode, self.trainer)
             golden = f"{self.golden_dir}/{label}_{precision}.txt"
             compare = (builder.python, "-m", "harness.golden", "--log", log, "--golden", golden,
                        "--precision", precision)

@@ -18,6 +18,7 @@ class StepKind(enum.StrEnum):
     INFER = "infer"
     PADDLE2ONNX = "paddle2onnx"
     COMPARE = "compare"
+    CHECK = "check"  # a portable check of the run against itself (harness/check_steps.py)
 
 
 class Requirement(enum.StrEnum):

@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:
 from models.common.config import str2bool  # noqa: E402
 from models.common.dispatch import EXIT_USAGE, setup_logging  # noqa: E402
 from models.common.errors import DataError, UserError  # noqa: E402
+from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 from models.detection.data import load_coco  # noqa: E402
 from models.detection.deploy.predictor import (  # noqa: E402
     PaddlePredictor,
@@ -83,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
     )
+    quant_ops = quant_op_count(model.model_file)
+    ran = effective_precision(args.precision, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
+                              use_trt=args.use_tensorrt, quant_ops=quant_ops)
+    print(engine_line(requested=args.precision, effective=ran, quant_ops=quant_ops,
+                      backend=f"paddle-inference {'gpu' if args.use_gpu else 'cpu'}"), flush=True)
     top_k = int(model.info.get("print_top_k", 3)) if args.top_k is None else args.top_k
     LOG.info(
         "model=%s (quant=%s) images=%d gpu=%s mkldnn=%s threads=%d batch=%d precision=%s trt=%s",
