@@ -49,8 +49,9 @@ def losses(text: str) -> list[float]:
 
 
 def metric(text: str, name: str) -> float | None:
-    """The last `<name>=X` or `<name>: X` value of an eval log."""
-    found = re.findall(rf"(?<![A-Za-z0-9_]){re.escape(name)}[:=]\s*([-+0-9.eE]+)", text)
+    """The last `<name>=X` or `<name>: X` value on an `eval:` line (the overall result, not a per-class one)."""
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}[:=]\s*([-+0-9.eE]+)")
+    found = [m for line in text.splitlines() if line.startswith("eval:") for m in pattern.findall(line)]
     return float(found[-1]) if found else None
 
 

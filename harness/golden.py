@@ -260,11 +260,16 @@ def _compare_detections(actual: ImageResult, golden: ImageResult, atol: float, b
         )
         if match is not None:
             free.remove(match)
+            continue
+        # The same detection (class and score) with its box moved is a moved box, never a top-k swap.
+        moved = next((j for j in free if got[j][0] == cls and abs(got[j][1] - score) <= atol), None)
+        shown = ", ".join(f"{v:.2f}" for v in gbox)
+        if moved is not None:
+            free.remove(moved)
+            problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}]: "
+                            f"{box.problems(got[moved][2], gbox)}")
         elif not ((full and score <= floor_got + atol) or score <= cutoff + atol):
-            shown = ", ".join(f"{v:.2f}" for v in gbox)
-            near = [box.problems(got[j][2], gbox) for j in free if got[j][0] == cls]
-            why = f" (nearest: {near[0]})" if near and near[0] else ""
-            problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}] not found in the log{why}")
+            problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}] not found in the log")
     for j in free:
         cls, score, lbox = got[j]
         if not ((full and score <= floor_want + atol) or score <= cutoff + atol):

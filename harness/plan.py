@@ -677,7 +677,7 @@ class _Builder:
                 for batch in self.alternatives(r["infer_batch"]) or [""]:
                     for precision in precisions:
                         prec = _precision_name(precision)
-                        if not self.quirks and skips_cpu_row(self.config, prec, grid.quant):
+                        if not self.quirks and skips_cpu_row(self.config, prec, grid.quant, grid.trainer):
                             continue  # an int8 row on a float program would be an fp32 row named int8
                         if not self.quirks and flavor.cpu_precision_flag and (
                             prec == "fp16" or (prec == "int8" and mkldnn == "False")
