@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import collections
+import json
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["StageTimer", "effective_precision", "engine_line", "quant_op_count"]
+__all__ = ["StageTimer", "effective_precision", "engine_line", "op_types", "quant_op_count"]
 
-# An op type, not a variable name: `quantize_linear` / `dequantize_linear` (Paddle 2.5+ and PIR `pd_op.`), and
-# the older `fake_quantize_*` / `fake_dequantize_*` / `fake_channel_wise_*` ops. Variable names derived from op
-# names continue with `_0`, `.tmp`, so a following `_`, `.` or word character excludes them.
-_QUANT_OP = re.compile(rb"(?:(?:de)?quantize_linear|fake_(?:channel_wise_)?(?:de)?quantize[a-z_]*?(?:_max|_abs_max|_moving_average_abs_max))(?![\w.])")
+_QUANT_OP_TYPES = re.compile(r"^(?:(?:de)?quantize_linear|fake_(?:channel_wise_)?(?:de)?quantize\w*)$")
+
+
+def _walk_pir_ops(node: Any) -> Iterator[str]:
+    """Op names in a PIR JSON program: dicts inside an "ops" list, named by their "#" field ("1.conv2d")."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "ops" and isinstance(value, list):
+                for op in value:
+                    if isinstance(op, dict) and isinstance(op.get("#"), str):
+                        yield op["#"].split(".", 1)[-1]
+            yield from _walk_pir_ops(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk_pir_ops(item)
+
+
+def op_types(model_file: Path) -> dict[str, int]:
+    """Op type -> count of an exported program: a PIR `.json`, or a legacy `.pdmodel` read as a ProgramDesc.
+
+    Read op by op: a byte search would also find the op-version table that every legacy program carries, which
+    names quantize ops whether or not the program uses them.
+    """
+    path = Path(model_file)
+    counts: collections.Counter[str] = collections.Counter()
+    if path.suffix == ".json":
+        counts.update(name for name in _walk_pir_ops(json.loads(path.read_text())) if name != "p")
+        return dict(counts)
+    from paddle.base import core  # imported only here: reading a legacy program needs paddle
+
+    desc = core.ProgramDesc(path.read_bytes())
+    for b in range(desc.num_blocks()):
+        block = desc.block(b)
+        counts.update(block.op(i).type() for i in range(block.op_size()))
+    return dict(counts)
 
 
 def quant_op_count(model_file: Path) -> int:
-    """How many quantize/dequantize ops an exported program (.pdmodel protobuf or PIR .json) holds."""
-    return len(_QUANT_OP.findall(Path(model_file).read_bytes()))
+    """How many quantize/dequantize ops an exported program holds."""
+    return sum(n for name, n in op_types(model_file).items() if _QUANT_OP_TYPES.match(name))
 
 
 def effective_precision(requested: str, *, use_gpu: bool, use_mkldnn: bool, use_trt: bool, quant_ops: int) -> str:

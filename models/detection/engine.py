@@ -420,6 +420,13 @@ def export_task(cfg: Config, args: Namespace) -> int:
     prefix = str(out_dir / "inference")
     if quantizer is not None:
         quantizer.save(model, prefix, spec)
+        from models.common.inference import quant_op_count
+
+        program = next(p for p in (Path(prefix + ".pdmodel"), Path(prefix + ".json")) if p.is_file())
+        ops = quant_op_count(program)
+        if ops == 0:  # the metadata says PACT; the program itself must hold the quantize ops
+            raise ConfigError(cfg.path, f"PACT export wrote {program} without any quantize/dequantize op")
+        LOG.info("PACT export: %d quantize/dequantize ops in %s", ops, program.name)
     else:
         # The legacy program format (.pdmodel), not PIR (.json): paddle.static.quantization's post-training
         # quantization (quant_post_static.py) can only read that format; Paddle Inference and paddle2onnx read both.
