@@ -23,7 +23,6 @@ EXPORT = MODEL / "tools" / "export_model.py"
 CHECK = MODEL / "tools" / "check_export.py"
 INFER = MODEL / "deploy" / "inference_python" / "infer.py"
 MAKE_DATA = REPO / "lite_data" / "make_cls_lite.py"
-GOLDENS = REPO / "test_tipc" / "results" / "mobilenet_v3_small"
 
 # The lite chain of test_tipc/configs/mobilenet_v3_small/train_infer_python.txt. Goldens are compared only for
 # the shipped checkpoint (tests/test_check_defects.py); a model trained here differs between CPU kinds.

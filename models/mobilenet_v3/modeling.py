@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,6 @@ __all__ = [
     "build_model",
     "default_device",
     "make_qat",
-    "pin_cpu_numerics",
     "read_meta",
     "sidecar_path",
     "write_meta",
@@ -40,23 +38,6 @@ PACT_CONFIG: dict[str, Any] = {
     "moving_rate": 0.9,
     "quantizable_layer_type": ["Conv2D", "Linear"],
 }
-
-
-def pin_cpu_numerics(threads: int = 1) -> None:
-    """Make CPU training give the same weights on every x86 machine for a fixed seed.
-
-    A lite schedule is chaotic. Measured on the reference machine (PACT, 5 epochs): 2 threads instead of 1
-    change the trained weights by up to 23; letting MKL pick its AVX2 kernels instead of its AVX-512 ones
-    changes them by up to 8 and val top-1 by 15 points. So, before paddle is imported (MKL and OpenMP read
-    these once):
-    - OMP_NUM_THREADS / MKL_NUM_THREADS = `threads` (train.py --cpu-threads, default 1), overriding the
-      environment: a CI runner's global thread setting must not silently change the golden model;
-    - MKL_CBWR=COMPATIBLE (MKL's conditional numerical reproducibility: one code path on every x86 CPU),
-      unless MKL_CBWR is already set, which only someone who knows MKL does.
-    """
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.dispatch import EXIT_USAGE, setup_logging  # noqa: E402
 from models.common.errors import DataError, UserError  # noqa: E402
 from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
@@ -32,11 +32,7 @@ __all__ = ["build_parser", "main"]
 LOG = logging.getLogger("models")
 
 
-def _bool(text: str) -> bool:
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from models.lidar3d.runtime import pin_numerics, resolve_path  # noqa: E402
 
 pin_numerics()
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
 from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 from models.lidar3d.data import ensure_lite_data  # noqa: E402
@@ -37,11 +37,7 @@ __all__ = ["build_parser", "main"]
 DEFAULT_DATA = "lite_data/kitti_lite/demo"
 
 
-def _bool(text: str) -> bool:
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def build_parser(description: str | None) -> argparse.ArgumentParser:

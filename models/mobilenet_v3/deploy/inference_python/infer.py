@@ -17,6 +17,7 @@ if str(MODEL_ROOT.parents[1]) not in sys.path:
 import numpy as np  # noqa: E402
 from presets import list_images, load_image, preprocess  # noqa: E402
 
+from models.common.config import bool_flag  # noqa: E402
 from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 
 __all__ = ["InferenceEngine", "Timings", "format_result", "get_args_parser", "main", "str2bool"]
@@ -25,15 +26,7 @@ __all__ = ["InferenceEngine", "Timings", "format_result", "get_args_parser", "ma
 DEFAULT_IMAGES = "./lite_data/cls_digits/demo"
 
 
-def str2bool(text: str) -> bool:
-    """TIPC passes booleans as `--flag=True/False` strings."""
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "y", "on"):
-        return True
-    if value in ("false", "0", "no", "n", "off", "none", "null"):
-        return False
-    msg = f"expected True or False, got {text!r}"
-    raise argparse.ArgumentTypeError(msg)
+str2bool = bool_flag  # the one shared TIPC True/False flag type (models/common/config.py)
 
 
 def format_result(name: str, class_ids: Sequence[int], scores: Sequence[float]) -> str:
