@@ -1,17 +1,15 @@
-"""Shared Paddle Inference pieces: quantize ops in an exported program, the precision that really ran, timers."""
+"""Shared Paddle Inference pieces: the quantize ops of an exported program and the precision that really ran."""
 
 from __future__ import annotations
 
 import collections
 import json
 import re
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StageTimer", "effective_precision", "engine_line", "op_types", "quant_op_count"]
+__all__ = ["effective_precision", "engine_line", "op_types", "quant_op_count"]
 
 _QUANT_OP_TYPES = re.compile(r"^(?:(?:de)?quantize_linear|fake_(?:channel_wise_)?(?:de)?quantize\w*)$")
 
@@ -74,23 +72,3 @@ def effective_precision(requested: str, *, use_gpu: bool, use_mkldnn: bool, use_
 def engine_line(*, requested: str, effective: str, quant_ops: int, backend: str) -> str:
     """`engine: precision=<what ran> requested=<flag> quant_ops=<n> backend=<...>`: harness.golden reads it."""
     return f"engine: precision={effective} requested={requested} quant_ops={quant_ops} backend={backend}"
-
-
-class StageTimer:
-    """Per-stage wall time (preprocess / inference / postprocess), in milliseconds per image."""
-
-    def __init__(self, stages: tuple[str, ...] = ("preprocess", "inference", "postprocess")) -> None:
-        self.totals = dict.fromkeys(stages, 0.0)
-        self.counts = dict.fromkeys(stages, 0)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.totals[name] += time.perf_counter() - start
-            self.counts[name] += 1
-
-    def per_image_ms(self, images: int) -> dict[str, float]:
-        return {k: 1000.0 * v / max(images, 1) for k, v in self.totals.items()}

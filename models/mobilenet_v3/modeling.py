@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parents[2]))  # the repository root, for models.common
+
+from models.common.quant import pact_qat_config  # noqa: E402
 
 if TYPE_CHECKING:
     import paddle
@@ -24,20 +30,8 @@ __all__ = [
 
 MODELS = ("mobilenet_v3_small", "mobilenet_v3_large")
 
-# The TIPC tutorial's PACT recipe: PACT clipping in front of every activation quantizer, per-channel abs-max
-# weights, moving-average abs-max activations, 8 bit both.
-PACT_CONFIG: dict[str, Any] = {
-    "weight_preprocess_type": None,
-    "activation_preprocess_type": "PACT",
-    "weight_quantize_type": "channel_wise_abs_max",
-    "activation_quantize_type": "moving_average_abs_max",
-    "weight_bits": 8,
-    "activation_bits": 8,
-    "dtype": "int8",
-    "window_size": 10000,
-    "moving_rate": 0.9,
-    "quantizable_layer_type": ["Conv2D", "Linear"],
-}
+# The TIPC tutorial's PACT recipe, shared with the detector (models/common/quant.py).
+PACT_CONFIG: dict[str, Any] = pact_qat_config()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,4 +99,4 @@ def make_qat() -> Any:
     """A paddleslim QAT object with the PACT recipe (imported lazily: paddleslim takes ~1.5 s to import)."""
     from paddleslim import QAT
 
-    return QAT(config=dict(PACT_CONFIG))
+    return QAT(config=pact_qat_config())
