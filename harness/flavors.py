@@ -12,7 +12,7 @@ import enum
 from harness.config import Layout, TipcConfig
 from harness.errors import ConfigError
 
-__all__ = ["AUTO", "FLAVORS", "Autocast", "Flavor", "GpuSkip", "TrainArgs", "TrainUseGpu", "pick_flavor"]
+__all__ = ["AUTO", "AUTO_RULES", "FLAVORS", "Autocast", "Flavor", "GpuSkip", "TrainArgs", "TrainUseGpu", "pick_flavor"]
 
 AUTO = "auto"
 
@@ -40,6 +40,7 @@ class TrainArgs(enum.StrEnum):
     TUTORIAL = "tutorial"  # save epoch pretrain batch
     PADDLECLAS = "paddleclas"  # use_gpu save epoch pretrain autocast batch param1 (multi-node: pretrain before epoch)
     PADDLE3D = "paddle3d"  # save epoch pretrain batch amp param1 (multi-GPU: no save, param1 twice)
+    PADDLEGAN = "paddlegan"  # as PADDLE3D, but the multi-GPU command keeps save_model (and param1 once)
 
 
 class TrainUseGpu(enum.StrEnum):
@@ -85,6 +86,11 @@ class Flavor:
     infer_log_gpu_id: bool  # Clas inference log names carry gpus_<g>
     whole_infer_klquant_only: bool  # 7.1 (quirk mode)
     whole_infer_export_beside_weights: bool  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
+    # The script model that builds the chains: "tipc" (the Step6/Clas/3D family, driven by the fields above) or
+    # the name of a repository script whose command shapes differ (harness/planning/scripts.py).
+    script: str = "tipc"
+    value_rest_of_line: bool = False  # 4.6 does not apply: func_parser_value keeps everything after the 1st ':'
+    role_overrides: tuple[tuple[str, int], ...] = ()  # roles on other lines than the layout's map (name, line)
 
 
 FLAVORS: dict[str, Flavor] = {
@@ -230,8 +236,187 @@ FLAVORS: dict[str, Flavor] = {
             whole_infer_klquant_only=False,
             whole_infer_export_beside_weights=False,
         ),
+        Flavor(
+            name="paddlegan",
+            layout=Layout.FULL,
+            description="PaddleGAN test_tipc (Paddle3D-like; train_model on line 37; train/eval-only configs end at line 26)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=26,
+            autocast=Autocast.PADDLE3D,
+            train_use_gpu=TrainUseGpu.UNUSED,
+            weights_in_model_subdir=False,
+            export_weight_positional=True,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=False,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=False,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLEGAN,
+            gpu_skip=GpuSkip.PADDLE3D,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=True,
+            cpu_command_minimal=True,
+            benchmark_flag=False,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=True,
+        ),
+        Flavor(
+            name="paddledetection",
+            layout=Layout.FULL,
+            description="PaddleDetection test_tipc (utils_func.sh; -o style train words, infer_mode whole_infer)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.WHOLE_VALUE,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddledetection",
+            value_rest_of_line=True,
+            # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 kl_quant_export; cfg:38/39 infer_mode/quant
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("export2", 35), ("kl_quant", 36),
+                            ("inference_dir", 0), ("infer_model", 0), ("infer_export", 0), ("infer_mode", 38),
+                            ("infer_quant", 39)),
+        ),
+        Flavor(
+            name="paddleseg",
+            layout=Layout.FULL,
+            description="PaddleSeg test_tipc (export_params section, deploy.yaml inference, pact from norm weights)",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.PER_GPU,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=False,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddleseg",
+            value_rest_of_line=False,
+            # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 (the infer_params header) is inference_dir
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("kl_quant", 0), ("infer_param2", 52)),
+        ),
+        Flavor(
+            name="paddlevideo",
+            layout=Layout.FULL,
+            description="PaddleVideo test_tipc (--max_iters=30, raw epochs, <model>_epoch_00001 weights, model/params files)",
+            launcher_flag="--devices",
+            multi_node_ips_len=15,
+            autocast=Autocast.KEY_VALUE,
+            train_use_gpu=TrainUseGpu.PER_GPU,
+            weights_in_model_subdir=True,
+            export_weight_positional=False,
+            infer_cwd=".",
+            absolute_paths=False,
+            save_log_dot_log=False,
+            infer_image_from_train_line=True,
+            cpu_infer_params1=True,
+            gpu_infer_params1=True,
+            cpu_precision_flag=False,
+            print_mem_info=False,
+            trainer_keys=True,
+            default_epochs="",
+            klquant_after_training=False,
+            train_args=TrainArgs.PADDLECLAS,
+            gpu_skip=GpuSkip.GENERAL,
+            output_dot_slash=True,
+            epochs_ignore_mode=False,
+            train_batch_raw=False,
+            folder_nodes_suffix=True,
+            inference_dir_line=False,
+            cpu_command_minimal=False,
+            benchmark_flag=True,
+            cpu_quant_needs_mkldnn=True,
+            infer_log_gpu_id=False,
+            whole_infer_klquant_only=False,
+            whole_infer_export_beside_weights=False,
+            script="paddlevideo",
+            value_rest_of_line=False,
+            # cfg:20 amp_key (its export is norm_export); cfg:21 trainer_key2 exported by cfg:35
+            role_overrides=(("to_static", 0), ("trainer1", 20), ("kl_quant", 0)),
+        ),
     )
 }
+
+
+# Full-layout repositories told apart by lines only their configs have: (flavor, ((logical line, key), ...), reason).
+# A key "=name=" is a header; "" means the config ends before that line.
+AUTO_RULES: tuple[tuple[str, tuple[tuple[int, str], ...], str], ...] = (
+    ("paddledetection", ((38, "infer_mode"),), "'infer_mode:' on line 38"),
+    ("paddleseg", ((27, "=export_params="),), "an export_params header on line 27"),
+    ("paddlevideo", ((29, "-p"), (47, "--model_file")), "'-p:' on line 29 and '--model_file:' on line 47"),
+    ("paddlegan", ((37, "train_model"),), "'train_model:' on line 37"),
+    ("paddlegan", ((5, "##"), (27, "")), "'##' on line 5 and no infer_params (a train/eval-only config)"),
+)
+
+
+def _line_is(config: TipcConfig, index: int, key: str) -> bool:
+    """Whether logical line ``index`` has this key, this header (``=name=``), or is missing (``""``)."""
+    if not key:
+        return not config.has(index)
+    if not config.has(index):
+        return False
+    entry = config.at(index)
+    if key == "##":
+        return entry.text.strip() == "##"
+    if key.startswith("="):
+        return entry.header == key.strip("=")
+    return entry.key == key
 
 
 def declared_flavor(config: TipcConfig) -> tuple[str, int] | None:
@@ -265,6 +450,9 @@ def pick_flavor(config: TipcConfig, requested: str = AUTO) -> tuple[Flavor, str]
         return flavor, f"flavor {name} (declared in harness_params)"
     if config.layout is not Layout.FULL:
         return FLAVORS["tutorial"], f"flavor tutorial (auto: {config.layout} layout)"
+    for name, conditions, why in AUTO_RULES:
+        if all(_line_is(config, index, key) for index, key in conditions):
+            return FLAVORS[name], f"flavor {name} (auto: full layout, {why})"
     # Paddle3D leaves cfg:5 (train use_gpu, which its script never reads) as '##' and is the only one with a
     # to_static benchmark section; PaddleClas always has its use_gpu flag line there.
     if config.at(5).text.strip() == "##" or config.section_start("to_static_train_benchmark_params") is not None:

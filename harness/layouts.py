@@ -57,7 +57,29 @@ FLAVOR_ANCHORS: dict[str, dict[int, tuple[str, ...]]] = {
         33: ("distill_export",),
         34: ("kl_quant",),
     },
+    "paddledetection": {
+        11: ("trained_model_name", "train_model_name"),
+        36: ("kl_quant_export",),
+        37: ("##",),
+        38: ("infer_mode",),
+        39: ("infer_quant",),
+    },
+    "paddlevideo": {
+        47: ("--model_file",),
+    },
+    "paddleseg": {
+        27: ("=export_params=",),
+        30: ("norm_export",),
+        36: ("=infer_params=",),
+        37: ("infer_model",),
+        38: ("infer_export",),
+        40: ("inference",),
+    },
 }
+# Flavors whose configs may stop after the eval section (PaddleGAN's train-only configs): anchors from this line
+# on are checked only where the config has them, and the config needs only this many lines.
+FLAVOR_SHORT: dict[str, int] = {"paddlegan": 26}
+FLAVOR_ANCHORS["paddlegan"] = {37: ("train_model", "infer_model")}
 # The last line each layout reads (the tutorial script reads lines 1-32; the full layout's line 51 is optional).
 MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}
 
@@ -65,9 +87,12 @@ MIN_LINES: dict[Layout, int] = {Layout.TUTORIAL: 32, Layout.FULL: 50}
 def check_layout(config: TipcConfig, flavor: str) -> None:
     """Raise ConfigError at the first anchor line whose key is not what the layout puts there."""
     anchors = {**ANCHORS.get(config.layout, {}), **FLAVOR_ANCHORS.get(flavor, {})}
+    short = FLAVOR_SHORT.get(flavor)
     for index in sorted(anchors):
         expected = anchors[index]
         shown = " or ".join(f"'{e.strip('=')}' header" if e.startswith("=") else f"'{e}:'" for e in expected)
+        if short is not None and index > short and not config.has(index):
+            continue
         if not config.has(index):
             last = config.entries[-1].line if config.entries else 0
             msg = f"config ends at line {last}; the {config.layout} layout needs {shown} on logical line {index}"
@@ -83,7 +108,7 @@ def check_layout(config: TipcConfig, flavor: str) -> None:
             raise ConfigError(config.path, entry.line, msg)
         if header is None and not entry.value and index in (2, 3, 4, 15 if config.layout is Layout.FULL else 13):
             raise ConfigError(config.path, entry.line, f"{entry.key} needs a value")
-    minimum = MIN_LINES.get(config.layout, 0)
+    minimum = MIN_LINES.get(config.layout, 0) if short is None else short
     if len(config.entries) < minimum:
         last = config.entries[-1].line
         msg = f"config has {len(config.entries)} lines; the {config.layout} layout reads {minimum}"

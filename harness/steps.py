@@ -18,6 +18,7 @@ class StepKind(enum.StrEnum):
     INFER = "infer"
     PADDLE2ONNX = "paddle2onnx"
     COMPARE = "compare"
+    SETUP = "setup"  # a build/install command a reference script runs before training (PaddleDetection's ops)
     CHECK = "check"  # a portable check of the run against itself (harness/check_steps.py)
 
 

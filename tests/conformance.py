@@ -9,9 +9,11 @@ from pathlib import Path
 from harness.config import load_config
 from harness.plan import PlanOptions, build_plan
 
-__all__ = ["CORPUS", "Case", "cases", "planned"]
+__all__ = ["CORPUS", "MANIFESTS", "Case", "cases", "planned"]
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "tipc-conformance"
+# manifest.json: Step6 and PaddleClas; manifest-more.json: PaddleDetection, PaddleSeg, PaddleVideo, PaddleGAN, PaddleOCR
+MANIFESTS = ("manifest.json", "manifest-more.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +27,16 @@ class Case:
         return f"{self.config.parent.name}/{self.config.stem}::{self.mode}"
 
 
-def cases() -> list[Case]:
-    if not (CORPUS / "manifest.json").is_file():
-        return []
+def cases(manifests: tuple[str, ...] = MANIFESTS) -> list[Case]:
+    """Every config x mode of the given manifests (those present beside this checkout), in manifest order."""
     out = []
-    for item in json.loads((CORPUS / "manifest.json").read_text()):
-        config = CORPUS / item["local_config"]
-        for mode in item["modes"]:
-            out.append(Case(config, config.with_name(f"{config.stem}.{mode}.json"), mode))
+    for manifest in manifests:
+        if not (CORPUS / manifest).is_file():
+            continue
+        for item in json.loads((CORPUS / manifest).read_text()):
+            config = CORPUS / item["local_config"]
+            for mode in item["modes"]:
+                out.append(Case(config, config.with_name(f"{config.stem}.{mode}.json"), mode))
     return out
 
 
