@@ -209,6 +209,12 @@ def test_detector_pact_export_holds_quant_ops_and_the_float_export_none(tmp_path
                    f"Global.save_inference_dir={tmp_path / name}").stdout
         if name == "pact":
             assert "quantize/dequantize ops" in out
+    # The float export of the shipped checkpoint is what whole_infer compares with its golden.
+    log = tmp_path / "infer.log"
+    log.write_text(_run("models/detection/deploy/infer.py", f"--model_dir={tmp_path / 'float'}",
+                        "--image_dir=lite_data/det_shapes/demo", "--use_gpu=False", "--use_mkldnn=True").stdout)
+    gold = REPO / "test_tipc" / "results" / "picodet_lite" / "pretrained_fp32.txt"
+    assert golden.main(["--log", str(log), "--golden", str(gold), "--precision", "fp32"]) == 0
     float_ops = quant_op_count(next((tmp_path / "float").glob("inference.pdmodel")))
     pact_ops = quant_op_count(next((tmp_path / "pact").glob("inference.pdmodel")))
     assert float_ops == 0
