@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
+import errno
+import fcntl
 import json
 import os
+import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +20,10 @@ from types import FrameType
 
 from harness import __version__, matrix, reports
 from harness.config import load_config
+from harness.containment import resolve_inside
 from harness.errors import ConfigError, HarnessError
-from harness.execute import run_plan, selected
+from harness.command import DEFAULT_TIMEOUT_S
+from harness.execute import interrupted_result, not_run_results, run_plan, selected
 from harness.flavors import AUTO, FLAVORS
 from harness.golden import update_goldens
 from harness.hardware import detect_hardware
@@ -24,11 +31,12 @@ from harness.logger import setup_logging
 from harness.plan import MODES, PlanOptions, build_plan
 from harness.prepare import lookup, prepare_command
 from harness.reports import SIDECAR, append_record, command_failed, step_record
-from harness.runner import run_command
-from harness.status import ResultsLog, StepResult, run_succeeded, summary_table
+from harness.runner import child_environment, is_interpreter, run_command
+from harness.values import positive_seconds
+from harness.status import ResultsLog, StepResult, run_interrupted, run_succeeded, summary_table
 from harness.steps import Chain, Plan, Step, StepKind
 
-__all__ = ["ExitCode", "build_parser", "main"]
+__all__ = ["ExitCode", "build_parser", "main", "positive_seconds"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -38,13 +46,31 @@ class ExitCode(enum.IntEnum):
     FAILED = 1  # some step failed, timed out or could not start
     USAGE = 2  # bad command line
     CONFIG_ERROR = 2  # bad config (alias of USAGE: both mean "fix your input")
+    BUSY = 3  # another run holds the output folder
+    HANGUP = 129  # SIGHUP (the terminal went away), as a shell reports it
     INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
     TERMINATED = 143  # SIGTERM (a CI job cancelled), as a shell reports it
 
 
-class _Terminated(BaseException):
-    """Raised from the SIGTERM handler. A BaseException, so no ``except Exception`` boundary turns it into a
-    step ERROR, and the runner kills the running step's process group on the way out."""
+# Signals that stop a run, with the exit code and the word main() says for each.
+_STOP_SIGNALS: dict[signal.Signals, tuple[ExitCode, str]] = {
+    signal.SIGINT: (ExitCode.INTERRUPTED, "interrupted"),
+    signal.SIGTERM: (ExitCode.TERMINATED, "terminated"),
+    signal.SIGHUP: (ExitCode.HANGUP, "hung up"),
+}
+
+
+class _Stopped(BaseException):
+    """Raised from the signal handler, once per run. A BaseException, so no ``except Exception`` boundary turns
+    it into a step ERROR, and the runner kills the running step's process group on the way out."""
+
+    def __init__(self, signum: signal.Signals) -> None:
+        super().__init__(signum.name)
+        self.signum = signum
+
+
+class _Busy(Exception):
+    """Another run holds the lock of the output folder."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,42 +87,72 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tipc: error: choose a subcommand", file=sys.stderr)
         return ExitCode.USAGE
     try:
-        with _sigterm_unwinds():
+        with _signals_unwind():
             return int(handler(args))
-    except KeyboardInterrupt:
-        print("tipc: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # SIGINT before our handler was in place
+        _say("tipc: interrupted")
         return ExitCode.INTERRUPTED
-    except _Terminated:
-        print("tipc: terminated", file=sys.stderr)
-        return ExitCode.TERMINATED
+    except _Stopped as stop:
+        code, word = _STOP_SIGNALS[stop.signum]
+        _say(f"tipc: {word} ({stop.signum.name})")
+        return code
+    except _Busy as exc:
+        _say(f"tipc: {exc}")
+        return ExitCode.BUSY
     except HarnessError as exc:  # ConfigError renders as "path:line: message"; bad input never shows a traceback
         print(str(exc), file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    except BrokenPipeError:  # `tipc plan ... | head`: the reader left; nothing more to say
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (stop the interpreter's flush at exit from failing)
-        return ExitCode.OK
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (see below)
+            return ExitCode.OK
+        # A full disk or an unwritable output folder: one line naming the path, no traceback.
+        _say(f"tipc: {_os_error(exc)}")
+        return ExitCode.FAILED
+
+
+def _say(text: str) -> None:
+    """A line on stderr that never raises: after SIGHUP the terminal may be gone."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
 
 
 @contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into an exception while a subcommand runs.
+def _signals_unwind() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into one exception while a subcommand runs.
 
     Steps run in sessions of their own (so Ctrl-C and timeouts can stop whole trees), which also means nobody
-    else stops them: if we died from SIGTERM's default action, a cancelled CI job would leave training running.
+    else stops them: if we died from a signal's default action, a cancelled CI job (SIGTERM) or a closed terminal
+    (SIGHUP) would leave training running. Only the first signal raises: later ones, while the step's process
+    group gets its grace period and the records are written, are noted and otherwise ignored, so cleanup is never
+    cut short.
     """
+    stopping: list[signal.Signals] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        sig = signal.Signals(signum)
+        stopping.append(sig)
+        if len(stopping) == 1:
+            raise _Stopped(sig)
+        _say(f"tipc: {sig.name} again; still stopping the running step, then writing the records")
+
+    previous: dict[signal.Signals, object] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        for sig in _STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread (main() called from a worker thread): leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GPU_IDS",
         help="set CUDA_VISIBLE_DEVICES for the run (the reference script's optional third argument)",
     )
-    p_run.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S", help="per-command timeout")
+    p_run.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help=f"per-command timeout in seconds, > 0 (default: {DEFAULT_TIMEOUT_S:g}; inf: none)",
+    )
     p_run.add_argument(
         "--only",
         action="extend",
@@ -151,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_lint.set_defaults(handler=_cmd_lint)
 
     p_prepare = sub.add_parser("prepare", parents=[common, planning], help="build the data a config's model needs")
-    p_prepare.add_argument("--timeout", type=_positive_seconds, default=None, metavar="S")
+    p_prepare.add_argument(
+        "--timeout", type=positive_seconds, default=None, metavar="S", help=f"timeout (default: {DEFAULT_TIMEOUT_S:g})"
+    )
     p_prepare.add_argument("--python", default=None, metavar="PATH", help="interpreter for the preparation script")
     p_prepare.set_defaults(handler=_cmd_prepare)
 
@@ -163,17 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     reports.register_cli(sub)
     matrix.register_cli(sub)
     return parser
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        msg = f"expected a positive number of seconds, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -237,29 +290,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     root = _root(args)
     plan = _plan(args)
     config_name = _config_name(args.config, root)
-    with _cuda_visible_devices(args.gpu_ids):
+    with _cuda_visible_devices(args.gpu_ids), _run_lock(root, plan):
         hardware = detect_hardware()
         print(f"tipc run: {plan.model_name} {plan.mode} ({plan.flavor}); {hardware.describe()}; root {root}")
         for note in plan.notes:
             print(f"note: {note}")
+        for note in _interpreter_notes(plan, args.python):
+            print(f"note: {note}", flush=True)
         if args.only:
             left_out = sum(1 for step in plan.steps if not selected(step, args.only))
             print(f"--only {' '.join(args.only)}: {left_out} other step(s) not run")
         results: list[StepResult] = []
-        with ResultsLog(root / plan.results_log, model_name=plan.model_name) as results_log:
+        running: dict[str, tuple[Chain, Step, float]] = {}
+        with _Records(root, plan, config_name) as records:
 
             def on_start(chain: Chain, step: Step) -> None:
+                running["step"] = (chain, step, time.monotonic())
                 print(f"{'RUN':<8} {chain.id}::{step.name}", flush=True)
 
             def on_result(result: StepResult) -> None:
+                running.pop("step", None)
                 results.append(result)
-                results_log.write(result)
-                chain = next(c for c in plan.chains if c.id == result.chain_id)
-                record = step_record(config=config_name, plan=plan, chain=chain, step=chain.step(result.step_name),
-                                     result=result, failure=command_failed(result, root=root))
-                append_record(root / plan.output_dir / SIDECAR, record)
+                records.write(result)
                 why = f"  ({result.reason})" if result.reason else ""
-                print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)
+                with contextlib.suppress(OSError):  # after SIGHUP stdout may be gone; the records still count
+                    print(f"{str(result.status).upper():<8} {result.chain_id}::{result.step_name}{why}", flush=True)
 
             try:
                 run_plan(
@@ -272,9 +327,120 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     on_result=on_result,
                     on_start=on_start,
                 )
-            finally:  # also on Ctrl-C or SIGTERM: show what finished before main() picks the exit code
-                _print_summary(results, root / plan.results_log)
+            except (_Stopped, KeyboardInterrupt) as stop:
+                # The step's process group is gone (the runner saw to it); now leave a true record of the run.
+                name = stop.signum.name if isinstance(stop, _Stopped) else "SIGINT"
+                if "step" in running:
+                    chain, step, started = running["step"]
+                    on_result(interrupted_result(step, chain, signal_name=name, duration_s=time.monotonic() - started))
+                done = {(r.chain_id, r.step_name) for r in results}
+                for result in not_run_results(plan, done=done, only_kinds=tuple(args.only), signal_name=name):
+                    on_result(result)
+                raise
+            finally:  # also on a signal: show what finished before main() picks the exit code
+                with contextlib.suppress(OSError):
+                    _print_summary(results, root / plan.results_log)
+    if records.trouble:
+        return ExitCode.FAILED
     return ExitCode.OK if run_succeeded(results) else ExitCode.FAILED
+
+
+class _Records:
+    """Writes each step's results_python.log line and results.jsonl record; a full disk loses records, not the run.
+
+    The first write that fails is said once on stderr, naming the file; the run goes on (its steps may still
+    pass or fail on their own) and exits non-zero. Both files are checked to lie in the output folder first.
+    """
+
+    def __init__(self, root: Path, plan: Plan, config_name: str) -> None:
+        self.root = root
+        self.plan = plan
+        self.config_name = config_name
+        self.sidecar = root / plan.output_dir / SIDECAR
+        self.log = ResultsLog(root / plan.results_log, model_name=plan.model_name)
+        self.trouble: list[str] = []
+
+    def __enter__(self) -> _Records:
+        for path in (self.plan.results_log, f"{self.plan.output_dir}/{SIDECAR}"):
+            resolve_inside(self.root, self.plan.output_dir, path)
+        try:
+            self.log.open()
+        except OSError as exc:
+            self._trouble(self.log.path, exc)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self.log.close()
+
+    def write(self, result: StepResult) -> None:
+        try:
+            self.log.write(result)
+        except OSError as exc:
+            self._trouble(self.log.path, exc)
+        chain = next(c for c in self.plan.chains if c.id == result.chain_id)
+        record = step_record(config=self.config_name, plan=self.plan, chain=chain, step=chain.step(result.step_name),
+                             result=result, failure=command_failed(result, root=self.root))
+        try:
+            append_record(self.sidecar, record)
+        except OSError as exc:
+            self._trouble(self.sidecar, exc)
+
+    def _trouble(self, path: Path, exc: OSError) -> None:
+        line = f"tipc: cannot write {path}: {exc.strerror or exc}; step records from here on are missing there"
+        if not any(line == seen for seen in self.trouble):
+            self.trouble.append(line)
+            _say(line)
+
+
+@contextmanager
+def _run_lock(root: Path, plan: Plan) -> Iterator[None]:
+    """Hold the output folder's run lock; a second run of the same folder is refused at once, naming the holder.
+
+    Two runs writing one folder would overwrite each other's step logs, leaving results lines that point to
+    another run's output. The lock is an flock, so it is released when its holder exits, however it exits.
+    """
+    lock_dir = root / plan.output_dir / ".locks"
+    resolve_inside(root, plan.output_dir, f"{plan.output_dir}/.locks/run.lock")
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_dir / "run.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            msg = (
+                f"another run is writing {root / plan.output_dir} (pid {holder}); "
+                "wait for it to finish, or run in another --root"
+            )
+            raise _Busy(msg) from None
+        with contextlib.suppress(OSError):  # the holder's pid is for the message only; a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _interpreter_notes(plan: Plan, python: str | None) -> list[str]:
+    """Say on the terminal when the config's interpreter is missing and another one runs the steps instead."""
+    env = child_environment(())
+    search = env.get("PATH", os.defpath)
+    if python is not None:
+        if shutil.which(python, path=search) is None:
+            return [f"--python {python} not found: steps that use it will fail to start"]
+        return []
+    notes = []
+    for program in dict.fromkeys(step.command.argv[0] for step in plan.steps if step.command.argv):
+        if is_interpreter(program) and shutil.which(program, path=search) is None:
+            notes.append(
+                f"interpreter {program!r} from the config's python: line is not found; steps run with "
+                f"{sys.executable} instead (use --python to choose)"
+            )
+    return notes
 
 
 def _config_name(config: str, root: Path) -> str:
@@ -363,7 +529,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         )
         return ExitCode.FAILED
     print(f"tipc prepare: {plan.model_name} ({plan.mode}): {command.display()}", flush=True)
-    outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout)
+    outcome = run_command(command, root=root, python=args.python, timeout_s=args.timeout, inside=plan.output_dir)
     why = f" ({outcome.reason})" if outcome.reason else ""
     print(f"{str(outcome.status).upper()}{why} in {outcome.duration_s:.1f} s; log: {root / command.log_path}")
     return ExitCode.OK if outcome else ExitCode.FAILED

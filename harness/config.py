@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import re
+import stat
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -15,9 +17,14 @@ __all__ = [
     "TipcConfig",
     "load_config",
     "parse_config_text",
+    "physical_lines",
     "split_entries",
 ]
 
+# First headers of PTQ configs (test_ptq_inference_python.sh input; the train/infer script runs nothing for them)
+_PTQ_HEADERS = ("ptq_params", "kl_quant_params")
+# Logical lines of an eval_params header one off the full layout's line 23
+_FULL_EVAL_SHIFTED = (22, 24)
 _HEADER = re.compile(r"^=+\s*([A-Za-z0-9_]+)\s*=+$")
 # A file bigger than this is not a TIPC config; refuse it before reading it all.
 _MAX_BYTES = 1 << 20
@@ -129,7 +136,7 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
     if not entries:
         raise ConfigError(path, 1, "empty config: expected a '===train_params===' header on line 1")
     first = entries[0].header
-    if first == "ptq_params":
+    if first in _PTQ_HEADERS:
         return Layout.PTQ
     if first != "train_params":
         msg = f"expected a '=====train_params=====' header on line 1, found {entries[0].text[:60]!r}"
@@ -139,24 +146,57 @@ def _detect_layout(path: str, entries: tuple[Entry, ...]) -> Layout:
         if len(entries) >= index and entries[index - 1].header == "eval_params":
             return layout
     for entry in entries:
+        if entry.header == "eval_params" and entry.index in _FULL_EVAL_SHIFTED:
+            # One line missing or extra above the eval header: still the full layout, read by position (the flavor's
+            # anchors decide whether that is an error; PaddleOCR's script runs such configs).
+            return Layout.FULL
         if entry.header == "eval_params":
             msg = (
                 f"'eval_params' header is on logical line {entry.index}; a TIPC config has it on line 16 "
                 "(tutorial layout) or 23 (full layout): a line is missing or extra above it"
             )
             raise ConfigError(path, entry.line, msg)
+    if _is_ptq_without_header(entries):
+        return Layout.PTQ
     raise ConfigError(path, entries[-1].line, "no '=====eval_params=====' header: not a train_infer_python config")
+
+
+def physical_lines(text: str) -> list[str]:
+    """Lines as ``grep -n`` and bash's ``IFS=$'\\n'`` count them: split on ``\\n`` only, a ``\\r`` before it dropped.
+
+    ``str.splitlines`` also breaks at ``\\v``, ``\\f``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028/2029 and a lone ``\\r``,
+    which would shift every later line number away from what an editor shows.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _is_control(ch: str) -> bool:
+    # C0 and C1 controls (tab excepted) and the Unicode line/paragraph separators: none belongs in a config line.
+    code = ord(ch)
+    return (code < 32 and ch != "\t") or 0x7F <= code <= 0x9F or ch in "\u2028\u2029"
+
+
+def _is_ptq_without_header(entries: tuple[Entry, ...]) -> bool:
+    """A PTQ config written under a train_params header (PaddleOCR's KL configs): one section, a quant export."""
+    keys = {entry.key for entry in entries}
+    headers = [entry.header for entry in entries if entry.header is not None]
+    return headers == ["train_params"] and {"infer_export", "infer_quant"} <= keys
 
 
 def split_entries(path: str, text: str) -> tuple[Entry, ...]:
     """Text -> entries; blank lines are dropped as the reference scripts drop them, physical lines are kept."""
     entries: list[Entry] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        stripped = raw.rstrip()
+    for number, raw in enumerate(physical_lines(text), start=1):
+        stripped = raw.rstrip(" \t")
+        bad = next((ch for ch in stripped if _is_control(ch)), None)
+        if bad is not None:
+            msg = f"control character U+{ord(bad):04X} in line: not a TIPC text config"
+            raise ConfigError(path, number, msg)
         if not stripped.strip():
             continue
-        if any(ord(ch) < 32 and ch != "\t" for ch in stripped):
-            raise ConfigError(path, number, "control character in line: not a TIPC text config")
         entries.append(Entry(index=len(entries) + 1, line=number, text=stripped))
     return tuple(entries)
 
@@ -172,9 +212,11 @@ def load_config(path: str | Path) -> TipcConfig:
     name = str(path)
     file = Path(path)
     try:
-        if file.is_dir():
-            raise ConfigError(name, 0, "is a directory, not a config file")
-        with file.open("rb") as handle:
+        _check_regular(name, os.stat(file).st_mode)
+        # O_NONBLOCK: if the path was swapped for a FIFO after the check, open() must not wait for a writer.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            _check_regular(name, os.fstat(handle.fileno()).st_mode)
             data = handle.read(_MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(name, 0, "no such config file") from None
@@ -183,3 +225,19 @@ def load_config(path: str | Path) -> TipcConfig:
     if len(data) > _MAX_BYTES:
         raise ConfigError(name, 0, f"config is larger than {_MAX_BYTES} bytes: not a TIPC text config")
     return parse_config_text(name, _decode(name, data))
+
+
+def _check_regular(name: str, mode: int) -> None:
+    """Refuse anything but a regular file before reading it: a FIFO would block, a device never ends."""
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise ConfigError(name, 0, "is a directory, not a config file")
+    kind = (
+        "a FIFO" if stat.S_ISFIFO(mode)
+        else "a character device" if stat.S_ISCHR(mode)
+        else "a block device" if stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise ConfigError(name, 0, f"is {kind}, not a regular config file")

@@ -53,41 +53,44 @@ class TrainUseGpu(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Flavor:
+    """One repository's conventions. Defaults are the plain choices; every reference row states what it relies on."""
+
     name: str
     layout: Layout
     description: str
     launcher_flag: str  # 5.3: --gpus (Step6, 3D) / --devices (Clas)
     multi_node_ips_len: int  # 5.3: an ips string longer than this counts as several nodes
-    autocast: Autocast
-    train_use_gpu: TrainUseGpu
-    weights_in_model_subdir: bool  # 5.6: <save_log>/<model_name>/<train_model_name>
-    export_weight_positional: bool  # 5.7 (3D): weights as a bare argument, save dir as "key dir"
-    infer_cwd: str  # 5.10: "deploy" for PaddleClas
-    absolute_paths: bool  # 1.5: Clas builds output paths from $(pwd)
-    save_log_dot_log: bool  # 5.5: Step6 names the train output folder "<...>.log" (quirk mode only)
-    infer_image_from_train_line: bool  # 5.9: 3D takes the train-mode image dir from cfg:12
-    cpu_infer_params1: bool  # 6.3: infer_key1 on CPU commands
-    gpu_infer_params1: bool  # 6.3: infer_key1 on GPU commands
-    cpu_precision_flag: bool  # 6.1: the CPU command carries the precision flag
-    print_mem_info: bool  # 3.1/3.2: Clas appends -o Global.print_mem_info / log_ranks
-    trainer_keys: bool  # 5.1: dispatch trainers by the keys on cfg:17-21 (Clas)
-    default_epochs: str  # 4.3: Clas falls back to 2 epochs when the epoch line gives no value ("" = drop the flag)
-    klquant_after_training: bool  # klquant_whole_infer: train + export first, then PTQ the exported model
-    train_args: TrainArgs
-    gpu_skip: GpuSkip  # with --quirks; without it every flavor uses GpuSkip.GENERAL
-    output_dot_slash: bool  # 1.5: Step6 writes ./test_tipc/... (quirk mode)
-    epochs_ignore_mode: bool  # 4.3 (quirk mode)
-    train_batch_raw: bool  # 4.4 (quirk mode)
-    folder_nodes_suffix: bool  # 5.5: the train folder name ends in _nodes_<n> even for one node
-    inference_dir_line: bool  # 5.8: 3D infers from <save_log>/<cfg:36 inference_dir>
-    cpu_command_minimal: bool  # 6.1: 3D's CPU command is only use_gpu + model dir
-    benchmark_flag: bool  # 6.3: 3D never passes the benchmark flag
-    cpu_quant_needs_mkldnn: bool  # 6.2: 3D skips CPU runs of a quantized model without mkldnn
-    infer_log_gpu_id: bool  # Clas inference log names carry gpus_<g>
-    whole_infer_klquant_only: bool  # 7.1 (quirk mode)
-    whole_infer_export_beside_weights: bool  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
-    # The script model that builds the chains: "tipc" (the Step6/Clas/3D family, driven by the fields above) or
-    # the name of a repository script whose command shapes differ (harness/planning/scripts.py).
+    autocast: Autocast = Autocast.KEY_VALUE
+    train_use_gpu: TrainUseGpu = TrainUseGpu.UNUSED
+    weights_in_model_subdir: bool = False  # 5.6: <save_log>/<model_name>/<train_model_name>
+    export_weight_positional: bool = False  # 5.7 (3D): weights as a bare argument, save dir as "key dir"
+    infer_cwd: str = "."  # 5.10: "deploy" for PaddleClas
+    absolute_paths: bool = False  # 1.5: Clas builds output paths from $(pwd)
+    save_log_dot_log: bool = False  # 5.5: Step6 names the train output folder "<...>.log" (quirk mode only)
+    infer_image_from_train_line: bool = False  # 5.9: 3D takes the train-mode image dir from cfg:12
+    cpu_infer_params1: bool = False  # 6.3: infer_key1 on CPU commands
+    gpu_infer_params1: bool = False  # 6.3: infer_key1 on GPU commands
+    cpu_precision_flag: bool = False  # 6.1: the CPU command carries the precision flag
+    print_mem_info: bool = False  # 3.1/3.2: Clas appends -o Global.print_mem_info / log_ranks
+    trainer_keys: bool = False  # 5.1: dispatch trainers by the keys on cfg:17-21 (Clas)
+    default_epochs: str = ""  # 4.3: Clas falls back to 2 epochs when the epoch line gives no value ("" = drop the flag)
+    klquant_after_training: bool = False  # klquant_whole_infer: train + export first, then PTQ the exported model
+    train_args: TrainArgs = TrainArgs.TUTORIAL
+    gpu_skip: GpuSkip = GpuSkip.GENERAL  # with --quirks; without it every flavor uses GpuSkip.GENERAL
+    output_dot_slash: bool = False  # 1.5: Step6 writes ./test_tipc/... (quirk mode)
+    epochs_ignore_mode: bool = False  # 4.3 (quirk mode)
+    train_batch_raw: bool = False  # 4.4 (quirk mode)
+    folder_nodes_suffix: bool = True  # 5.5: the train folder name ends in _nodes_<n> even for one node
+    inference_dir_line: bool = False  # 5.8: 3D infers from <save_log>/<cfg:36 inference_dir>
+    cpu_command_minimal: bool = False  # 6.1: 3D's CPU command is only use_gpu + model dir
+    benchmark_flag: bool = True  # 6.3: 3D never passes the benchmark flag
+    cpu_quant_needs_mkldnn: bool = False  # 6.2: 3D skips CPU runs of a quantized model without mkldnn
+    infer_log_gpu_id: bool = False  # Clas inference log names carry gpus_<g>
+    whole_infer_klquant_only: bool = False  # 7.1 (quirk mode)
+    whole_infer_export_beside_weights: bool = False  # 7.5 (quirk mode): export into dirname(infer_model), weights key = cfg:29 value
+    # The script model that builds the chains: "tipc" (the Step6/Clas/3D/GAN family, driven by the fields above)
+    # or a repository whose script builds commands in its own shape (harness/planning/repos/<name>.py); those
+    # read only name, layout, launcher_flag, multi_node_ips_len, infer_cwd, the output-path fields and the three below.
     script: str = "tipc"
     value_rest_of_line: bool = False  # 4.6 does not apply: func_parser_value keeps everything after the 1st ':'
     role_overrides: tuple[tuple[str, int], ...] = ()  # roles on other lines than the layout's map (name, line)
@@ -277,34 +280,8 @@ FLAVORS: dict[str, Flavor] = {
             description="PaddleDetection test_tipc (utils_func.sh; -o style train words, infer_mode whole_infer)",
             launcher_flag="--gpus",
             multi_node_ips_len=15,
-            autocast=Autocast.KEY_VALUE,
-            train_use_gpu=TrainUseGpu.WHOLE_VALUE,
-            weights_in_model_subdir=True,
-            export_weight_positional=False,
-            infer_cwd=".",
-            absolute_paths=False,
-            save_log_dot_log=False,
-            infer_image_from_train_line=True,
-            cpu_infer_params1=True,
-            gpu_infer_params1=True,
-            cpu_precision_flag=False,
-            print_mem_info=False,
-            trainer_keys=True,
-            default_epochs="",
-            klquant_after_training=False,
-            train_args=TrainArgs.PADDLECLAS,
-            gpu_skip=GpuSkip.GENERAL,
             output_dot_slash=True,
-            epochs_ignore_mode=False,
-            train_batch_raw=False,
             folder_nodes_suffix=False,
-            inference_dir_line=False,
-            cpu_command_minimal=False,
-            benchmark_flag=True,
-            cpu_quant_needs_mkldnn=True,
-            infer_log_gpu_id=False,
-            whole_infer_klquant_only=False,
-            whole_infer_export_beside_weights=False,
             script="paddledetection",
             value_rest_of_line=True,
             # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 kl_quant_export; cfg:38/39 infer_mode/quant
@@ -318,38 +295,25 @@ FLAVORS: dict[str, Flavor] = {
             description="PaddleSeg test_tipc (export_params section, deploy.yaml inference, pact from norm weights)",
             launcher_flag="--devices",
             multi_node_ips_len=15,
-            autocast=Autocast.KEY_VALUE,
-            train_use_gpu=TrainUseGpu.PER_GPU,
-            weights_in_model_subdir=True,
-            export_weight_positional=False,
-            infer_cwd=".",
-            absolute_paths=False,
-            save_log_dot_log=False,
-            infer_image_from_train_line=True,
-            cpu_infer_params1=True,
-            gpu_infer_params1=True,
-            cpu_precision_flag=False,
-            print_mem_info=False,
-            trainer_keys=True,
-            default_epochs="",
-            klquant_after_training=False,
-            train_args=TrainArgs.PADDLECLAS,
-            gpu_skip=GpuSkip.GENERAL,
             output_dot_slash=True,
-            epochs_ignore_mode=False,
-            train_batch_raw=False,
             folder_nodes_suffix=False,
-            inference_dir_line=False,
-            cpu_command_minimal=False,
-            benchmark_flag=True,
-            cpu_quant_needs_mkldnn=True,
-            infer_log_gpu_id=False,
-            whole_infer_klquant_only=False,
-            whole_infer_export_beside_weights=False,
             script="paddleseg",
             value_rest_of_line=False,
             # cfg:20/21 trainer_key1/2 exported by cfg:34/35; cfg:36 (the infer_params header) is inference_dir
             role_overrides=(("to_static", 0), ("trainer1", 20), ("export1", 34), ("kl_quant", 0), ("infer_param2", 52)),
+        ),
+        Flavor(
+            name="paddleocr",
+            layout=Layout.FULL,
+            description="PaddleOCR test_tipc (full layout read by position, Global.use_amp words, mkldnn/precision on CPU)",
+            launcher_flag="--gpus",
+            multi_node_ips_len=15,
+            output_dot_slash=True,
+            folder_nodes_suffix=False,
+            script="paddleocr",
+            value_rest_of_line=False,
+            # cfg:21 trainer_key2 exported by cfg:35
+            role_overrides=(("to_static", 0), ("kl_quant", 0)),
         ),
         Flavor(
             name="paddlevideo",
@@ -357,34 +321,8 @@ FLAVORS: dict[str, Flavor] = {
             description="PaddleVideo test_tipc (--max_iters=30, raw epochs, <model>_epoch_00001 weights, model/params files)",
             launcher_flag="--devices",
             multi_node_ips_len=15,
-            autocast=Autocast.KEY_VALUE,
-            train_use_gpu=TrainUseGpu.PER_GPU,
-            weights_in_model_subdir=True,
-            export_weight_positional=False,
-            infer_cwd=".",
-            absolute_paths=False,
-            save_log_dot_log=False,
-            infer_image_from_train_line=True,
-            cpu_infer_params1=True,
-            gpu_infer_params1=True,
-            cpu_precision_flag=False,
-            print_mem_info=False,
-            trainer_keys=True,
-            default_epochs="",
-            klquant_after_training=False,
-            train_args=TrainArgs.PADDLECLAS,
-            gpu_skip=GpuSkip.GENERAL,
             output_dot_slash=True,
-            epochs_ignore_mode=False,
-            train_batch_raw=False,
             folder_nodes_suffix=True,
-            inference_dir_line=False,
-            cpu_command_minimal=False,
-            benchmark_flag=True,
-            cpu_quant_needs_mkldnn=True,
-            infer_log_gpu_id=False,
-            whole_infer_klquant_only=False,
-            whole_infer_export_beside_weights=False,
             script="paddlevideo",
             value_rest_of_line=False,
             # cfg:20 amp_key (its export is norm_export); cfg:21 trainer_key2 exported by cfg:35
@@ -400,8 +338,9 @@ AUTO_RULES: tuple[tuple[str, tuple[tuple[int, str], ...], str], ...] = (
     ("paddledetection", ((38, "infer_mode"),), "'infer_mode:' on line 38"),
     ("paddleseg", ((27, "=export_params="),), "an export_params header on line 27"),
     ("paddlevideo", ((29, "-p"), (47, "--model_file")), "'-p:' on line 29 and '--model_file:' on line 47"),
-    ("paddlegan", ((37, "train_model"),), "'train_model:' on line 37"),
+    ("paddlegan", ((5, "##"), (37, "train_model")), "'##' on line 5 and 'train_model:' on line 37"),
     ("paddlegan", ((5, "##"), (27, "")), "'##' on line 5 and no infer_params (a train/eval-only config)"),
+    ("paddleocr", ((5, "Global.use_gpu"),), "'Global.use_gpu:' on line 5"),
 )
 
 

@@ -16,6 +16,7 @@ import posixpath
 
 from harness.check_steps import add_checks
 from harness.config import Layout, TipcConfig
+from harness.containment import check_plan_paths
 from harness.errors import ConfigError
 from harness.flavors import Flavor, pick_flavor
 from harness.layouts import check_layout
@@ -23,6 +24,7 @@ from harness.planning.chains import build_chains
 from harness.planning.context import PlanContext, safe_name
 from harness.planning.options import MODES, TRAIN_MODES, VALUE_MODES, PlanOptions
 from harness.steps import Chain, Plan
+from harness.values import check_numbers
 
 __all__ = ["MODES", "TRAIN_MODES", "VALUE_MODES", "Plan", "PlanOptions", "build_plan", "safe_name"]
 
@@ -40,11 +42,21 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
         if config.has(2) and config.at(2).key == "model_name":
             entry = config.at(2)
             model_name = entry.bash_value if options.quirks and not flavor.value_rest_of_line else entry.value
-        return _plan(config, mode, flavor, options, model_name, (), (how, "ptq_params layout: nothing to run (Q7.6)"))
+        plan = _plan(config, mode, flavor, options, model_name, (), (how, "ptq_params layout: nothing to run (Q7.6)"))
+        check_plan_paths(plan, config)  # its results log is still written under model_name
+        return plan
     check_layout(config, flavor.name)
     ctx = PlanContext(config, mode, flavor, options)
+    eval_line = config.section_start("eval_params")
+    if config.layout is Layout.FULL and eval_line != 23:
+        ctx.notes.append(f"eval_params is on logical line {eval_line}, not 23: later lines are read one position "
+                         "off, as the reference script reads them (Q9.14)")
+    else:  # read one position off, the numeric roles hold other keys' values: the note above says so instead
+        check_numbers(config, ctx.roles, quirks=options.quirks)
     chains = add_checks(config, mode, options.quirks, ctx.python, build_chains(ctx))
-    return _plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes))
+    plan = _plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes))
+    check_plan_paths(plan, config)  # every path the harness writes stays in the output folder
+    return plan
 
 
 def _plan(

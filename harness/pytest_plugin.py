@@ -14,7 +14,9 @@ from typing import IO, Final
 import pytest
 
 from harness import prepare
+from harness.command import DEFAULT_TIMEOUT_S
 from harness.config import TipcConfig, load_config
+from harness.containment import own_output_roots
 from harness.errors import CommandFailed, ConfigError
 from harness.execute import run_step
 from harness.hardware import Hardware, detect_hardware
@@ -27,9 +29,10 @@ from harness.reports import (
     step_record,
     step_trainer,
 )
-from harness.runner import run_command
+from harness.runner import interrupt_on_signals, run_command
 from harness.status import ResultsLog, StepResult, StepStatus
 from harness.steps import Chain, Plan, Step, StepKind
+from harness.values import positive_seconds
 
 __all__ = [
     "MARKERS",
@@ -96,6 +99,7 @@ class TipcSession:
     _hardware: Hardware | None = None
     _logs: dict[str, ResultsLog] = dataclasses.field(default_factory=dict)
     _prepared: dict[str, StepResult | None] = dataclasses.field(default_factory=dict)
+    _roots: dict[str, str] | None = None
 
     @property
     def hardware(self) -> Hardware:
@@ -104,11 +108,19 @@ class TipcSession:
             self._hardware = detect_hardware()
         return self._hardware
 
-    def plan_options(self) -> PlanOptions:
+    def plan_options(self, config_path: Path | None = None) -> PlanOptions:
         options = PlanOptions(flavor=self.flavor, quirks=self.quirks, repo_root=str(self.root))
         if self.timeout_s is not None:
             options = dataclasses.replace(options, timeout_s=self.timeout_s)
+        if config_path is not None:  # configs sharing a model_name each get their own output folder
+            options = dataclasses.replace(options, output_root=self.output_root(config_path, options.output_root))
         return options
+
+    def output_root(self, config_path: Path, default: str) -> str:
+        if self._roots is None:
+            self._roots = own_output_roots(_model_names(self.root / "test_tipc" / "configs", self.glob), default=default)
+        key = config_path.parent.name + "/" + config_path.name
+        return self._roots.get(key, default) if config_path.parent.parent.name == "configs" else default
 
     def results_log(self, plan: Plan) -> ResultsLog:
         log = self._logs.get(plan.results_log)
@@ -235,7 +247,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--tipc-root", default=None, metavar="DIR", help="run root the steps run in (default: rootdir)")
     group.addoption(
-        "--tipc-timeout", type=float, default=None, metavar="S", help="per-command timeout in seconds (default: plan's)"
+        "--tipc-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help=f"per-command timeout in seconds, > 0 (default: {DEFAULT_TIMEOUT_S:g})",
     )
     group.addoption("--tipc-flavor", default="auto", metavar="NAME", help="repository conventions (default: auto)")
     group.addoption(
@@ -306,6 +322,19 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = _session(config)
     shard = f", shard {session.shard[0]}/{session.shard[1]}" if session.shard else ""
     return [f"tipc: root {session.root}, modes {', '.join(session.modes)}{shard}"]
+
+
+def _model_names(configs_dir: Path, glob: str) -> dict[str, str]:
+    """model_name of every collectable config (``<model dir>/<file>.txt`` -> name); unreadable ones are left out."""
+    names: dict[str, str] = {}
+    for path in sorted(configs_dir.glob("*/*.txt")):
+        if not _is_config_path(path, glob):
+            continue
+        try:
+            names[f"{path.parent.name}/{path.name}"] = load_config(path).model_name
+        except ConfigError:
+            continue  # reported when the file itself is collected
+    return names
 
 
 def _is_config_path(file_path: Path, glob: str) -> bool:
@@ -435,7 +464,7 @@ class ModeNode(pytest.Collector):
     def collect(self) -> Iterator[ChainNode]:
         session = _session(self.config)
         try:
-            plan = build_plan(self.tipc_config, self.mode, session.plan_options())
+            plan = build_plan(self.tipc_config, self.mode, session.plan_options(self.path))
         except ConfigError as exc:
             raise _relocated(exc, self.path, self.relpath) from None
         used: set[str] = set()
@@ -531,17 +560,23 @@ class StepItem(pytest.Item):
         prior = self.parent.stash[_CHAIN_RESULTS]
         result = self._prepare_failure(session, prior)
         if result is None:
-            result = run_step(
-                self.step,
-                self.chain,
-                root=session.root,
-                hardware=session.hardware,
-                prior=prior,
-                python=session.python,
-                timeout_s=session.timeout_s,
-            )
+            with interrupt_on_signals():  # SIGTERM/SIGHUP stop the step's tree before pytest goes
+                result = run_step(
+                    self.step,
+                    self.chain,
+                    root=session.root,
+                    hardware=session.hardware,
+                    prior=prior,
+                    python=session.python,
+                    timeout_s=session.timeout_s,
+                    inside=self.plan.output_dir,
+                )
         prior[self.step.name] = result
-        session.results_log(self.plan).write(result)
+        lost: list[str] = []  # record files a full disk refused: said once, never in place of the step's outcome
+        try:
+            session.results_log(self.plan).write(result)
+        except OSError as exc:
+            lost.append(f"cannot write {session.root / self.plan.results_log}: {exc.strerror or exc}")
         self.user_properties.extend(
             [
                 ("returncode", "" if result.returncode is None else str(result.returncode)),
@@ -553,12 +588,17 @@ class StepItem(pytest.Item):
         failure = command_failed(result, root=session.root)
         record = step_record(config=self.relpath, plan=self.plan, chain=self.chain, step=self.step, result=result,
                              failure=failure)
-        append_record(session.root / self.plan.output_dir / SIDECAR, record)
+        try:
+            append_record(session.root / self.plan.output_dir / SIDECAR, record)
+        except OSError as exc:
+            lost.append(f"cannot write {session.root / self.plan.output_dir / SIDECAR}: {exc.strerror or exc}")
+        if failure is not None:
+            raise failure  # the step's own failure comes first; its records may be lost too
+        if lost:
+            pytest.fail("; ".join(lost), pytrace=False)
         if result.status is StepStatus.SKIPPED:
             # Reported at the config line of the step, not at this file (what a skip marker would show).
             raise pytest.skip.Exception(result.reason, _use_item_location=True)
-        if failure is not None:
-            raise failure
 
     def _prepare_failure(self, session: TipcSession, prior: dict[str, StepResult]) -> StepResult | None:
         """A failed data preparation fails the chain's first steps (the others then skip as dependents)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 import junitparser
 
 from harness.errors import CommandFailed
-from harness.status import StepResult
+from harness.status import INTERRUPTED_REASON, StepResult
 from harness.steps import Chain, Plan, Step
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KIND_ORDER",
+    "interrupted_runs",
     "PROPERTY_NAMES",
     "RESULTS_LOG",
     "SIDECAR",
@@ -363,6 +364,8 @@ def read_log_tail(path: Path, lines: int = TAIL_LINES) -> str:
 
 
 def _status_of_reason(reason: str) -> str:
+    if reason.startswith(INTERRUPTED_REASON):
+        return "failed"  # the step a signal stopped
     if reason.startswith("timed out"):
         return "timeout"
     if reason.startswith(("exit code", "killed by")):
@@ -663,7 +666,17 @@ def render_html(
         statuses=STATUSES,
         others=len(others),
         others_failing=[r for r in others if r.failing],
+        interrupted=interrupted_runs(records),
     )
+
+
+def interrupted_runs(records: Sequence[CaseRecord]) -> list[str]:
+    """One line per model/mode whose run a signal stopped: ``<model> <mode>: <step> interrupted by SIGTERM``."""
+    return [
+        f"{r.model} {r.mode}: {r.chain}::{r.step} {r.reason}" if r.chain else f"{r.model} {r.mode}: {r.reason}"
+        for r in records
+        if r.status == "failed" and r.reason.startswith(INTERRUPTED_REASON)
+    ]
 
 
 # --------------------------------------------------------------------------- CLI
@@ -714,6 +727,8 @@ def _cmd_html(args: argparse.Namespace) -> int:
     steps = [r for r in records if r.tipc]
     failing = sum(1 for r in steps if r.failing)
     _out(f"wrote {output}: {len(steps)} steps, {failing} failing")
+    for line in interrupted_runs(records):
+        _out(f"run interrupted: {line}")
     return 0
 
 

@@ -15,15 +15,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from harness.command import Command
+from harness.containment import OutsideOutput, resolve_inside
 from harness.logger import logger
 from harness.status import StepStatus
 
-__all__ = ["KILL_GRACE_S", "RunOutcome", "child_environment", "is_interpreter", "run_command"]
+__all__ = ["KILL_GRACE_S", "RunOutcome", "child_environment", "interrupt_on_signals", "is_interpreter", "run_command"]
 
 # How long a timed-out process group gets between SIGTERM and SIGKILL to flush its logs and exit.
 KILL_GRACE_S = 5.0
@@ -82,6 +83,7 @@ def run_command(
     timeout_s: float | None = None,
     grace_s: float = KILL_GRACE_S,
     notes: tuple[str, ...] = (),
+    inside: str | None = None,
 ) -> RunOutcome:
     """Run ``command`` with paths resolved against ``root``; everything it prints goes to its log file.
 
@@ -89,7 +91,8 @@ def run_command(
     timeout. ``notes`` are extra lines for the log header. The log always starts with a header (command, cwd, env
     overrides, start time) and ends with a line saying how the command ended, so a failure keeps its context.
     Only an interruption (KeyboardInterrupt, or a BaseException raised by a signal handler) propagates, after the
-    process group is killed; every other problem is an outcome.
+    process group is killed; every other problem is an outcome. ``inside`` (the run's output folder, relative to
+    ``root``) makes the log path checked on disk to lie in it before anything is created or removed.
     """
     root_path = Path(root)
     log_path = root_path / command.log_path
@@ -97,19 +100,34 @@ def run_command(
     timeout = command.timeout_s if timeout_s is None else timeout_s
     started = time.monotonic()
     try:
+        if inside is not None:
+            resolve_inside(root_path, inside, command.log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        if inside is not None:  # again once the folders exist: nothing on the way may lead elsewhere
+            resolve_inside(root_path, inside, command.log_path)
         # Replace the old log rather than truncate it: on ext4, truncating a file that holds data makes close()
         # force its blocks to disk (auto_da_alloc), a few milliseconds on every re-run of a step.
         log_path.unlink(missing_ok=True)
-        log = log_path.open("wb")
+        # O_NOFOLLOW: a link planted where the log goes is never written through (unlink removed any old one).
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        log = os.fdopen(fd, "wb")
+    except OutsideOutput as exc:
+        reason = f"refused: {exc}"
+        logger.debug("%s", reason)
+        return RunOutcome(status=StepStatus.ERROR, returncode=None, duration_s=0.0, reason=reason)
     except OSError as exc:
         reason = f"cannot open log file {log_path}: {exc.strerror or exc}"
         logger.debug("%s", reason)  # the outcome carries the reason; callers report it once
         return RunOutcome(status=StepStatus.ERROR, returncode=None, duration_s=0.0, reason=reason)
-    with log:
+    with _closing_quietly(log):
         env = child_environment(command.env)
         argv, resolution = _resolve_argv(command.argv, env=env, cwd=cwd, python=python)
-        _write(log, _header(command, cwd=cwd, argv=argv, timeout=timeout, notes=(*resolution, *notes)))
+        try:
+            _write(log, _header(command, cwd=cwd, argv=argv, timeout=timeout, notes=(*resolution, *notes)))
+        except OSError as exc:  # a full disk: the step's output would be lost, so it is not started
+            reason = f"cannot write log file {log_path}: {exc.strerror or exc}"
+            logger.debug("%s", reason)
+            return RunOutcome(status=StepStatus.ERROR, returncode=None, duration_s=0.0, reason=reason)
         if not cwd.is_dir():
             return _error(log, started, f"working directory does not exist: {cwd}")
         if argv is None:
@@ -135,21 +153,55 @@ def run_command(
                 _kill_group(proc, grace_s)
             returncode = proc.wait()
         except BaseException:
-            # Ctrl-C (or anything else) while waiting: never leave the step's process tree running behind us.
-            _kill_group(proc, grace_s)
-            _write(log, "\n# interrupted; process group killed\n")
+            # Ctrl-C, SIGTERM or SIGHUP while waiting: never leave the step's process tree running behind us,
+            # even if another signal arrives during the grace period (it only skips the rest of the grace).
+            _kill_group_surely(proc, grace_s)
+            _write_quietly(log, "\n# interrupted; process group killed\n")
             raise
         duration = time.monotonic() - started
+        # The step's own processes are gone, but a background child it started may still run in its group.
+        left = _reap_group(proc.pid, grace_s)
+        if left:
+            _write_quietly(log, f"\n# {left} background process(es) left in the step's process group; group killed\n")
         if not exited:
             reason = f"timed out after {_seconds(timeout)} s"
-            _write(log, f"\n# {reason}; process group killed\n")
+            _write_quietly(log, f"\n# {reason}; process group killed\n")
             return RunOutcome(status=StepStatus.TIMEOUT, returncode=returncode, duration_s=duration, reason=reason)
+        # From here the outcome is the step's own: a log that can no longer be written (full disk) never changes it.
         if returncode == 0:
-            _write(log, f"\n# exit code 0 after {duration:.2f} s\n")
+            _write_quietly(log, f"\n# exit code 0 after {duration:.2f} s\n")
             return RunOutcome(status=StepStatus.PASSED, returncode=0, duration_s=duration)
         reason = _exit_reason(returncode)
-        _write(log, f"\n# {reason} after {duration:.2f} s\n")
+        _write_quietly(log, f"\n# {reason} after {duration:.2f} s\n")
         return RunOutcome(status=StepStatus.FAILED, returncode=returncode, duration_s=duration, reason=reason)
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """While a step runs under a front that has no handlers of its own (the pytest plugin): the first SIGTERM or
+    SIGHUP raises KeyboardInterrupt, so the runner stops the step's process tree before the process exits; later
+    ones are ignored until that is done. Outside the main thread, signals are left alone."""
+    seen: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        seen.append(signum)
+        if len(seen) == 1:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous: dict[signal.Signals, object] = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)  # type: ignore[arg-type]
 
 
 def _wait_for_exit(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -228,8 +280,24 @@ def _write(log: BinaryIO, text: str) -> None:
     log.flush()
 
 
+def _write_quietly(log: BinaryIO, text: str) -> None:
+    """``_write`` where a failure (a full disk) must not replace the outcome being recorded."""
+    with contextlib.suppress(OSError):
+        _write(log, text)
+
+
+@contextlib.contextmanager
+def _closing_quietly(log: BinaryIO) -> Iterator[BinaryIO]:
+    # close() flushes; on a full disk that can fail after the step's outcome is known, which must still count.
+    try:
+        yield log
+    finally:
+        with contextlib.suppress(OSError):
+            log.close()
+
+
 def _error(log: BinaryIO, started: float, reason: str) -> RunOutcome:
-    _write(log, f"# error: {reason}\n")
+    _write_quietly(log, f"# error: {reason}\n")
     logger.debug("%s", reason)  # the outcome carries the reason; callers report it once
     return RunOutcome(status=StepStatus.ERROR, returncode=None, duration_s=time.monotonic() - started, reason=reason)
 
@@ -243,6 +311,72 @@ def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     # Always follow with SIGKILL: the leader may have exited on SIGTERM while its children ignored it.
     _signal_group(pgid, signal.SIGKILL)
     proc.wait()
+
+
+def _kill_group_surely(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """``_kill_group`` that completes even when more signals arrive: each one only skips to SIGKILL."""
+    try:
+        _kill_group(proc, grace_s)
+    except BaseException:
+        while True:
+            try:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+                _reap_group(proc.pid, 0.0)
+                break
+            except BaseException:  # noqa: S112  (yet another signal: the group is not gone yet, so try again)
+                continue
+        raise
+
+
+def _reap_group(pgid: int, grace_s: float) -> int:
+    """Stop what is left of a finished step's process group; return how many processes were left.
+
+    The leader has been reaped, so its orphans now belong to init; they are found in /proc by their group id.
+    SIGTERM first, SIGKILL for those still there after ``grace_s``.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return 0  # the usual case: nothing of the step is left, and this cost one system call
+    left = _group_members(pgid)
+    if not left:
+        return 0
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while _group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(left)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid``; zombies wait for their parent and run nothing."""
+    members: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: ask the kernel whether the group still exists at all
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may itself contain spaces or parentheses.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != b"Z" and fields[2] == str(pgid).encode():
+            members.append(int(name))
+    return members
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -9,7 +9,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["ResultsLog", "StepResult", "StepStatus", "results_line", "run_succeeded", "summary_table", "totals_line"]
+__all__ = [
+    "INTERRUPTED_REASON",
+    "ResultsLog",
+    "StepResult",
+    "StepStatus",
+    "results_line",
+    "run_interrupted",
+    "run_succeeded",
+    "summary_table",
+    "totals_line",
+]
+
+# Reasons of a run stopped by a signal start with this word: "interrupted by SIGTERM" for the step that was running
+# (FAILED), "not run: the run was interrupted by SIGTERM" for those after it (SKIPPED).
+INTERRUPTED_REASON = "interrupted"
 
 
 class StepStatus(enum.StrEnum):
@@ -36,6 +50,11 @@ class StepResult:
         return self.status is StepStatus.PASSED
 
     @property
+    def interrupted(self) -> bool:
+        """True for the step a signal stopped (a FAILED record whose reason says so)."""
+        return self.status is StepStatus.FAILED and self.reason.startswith(INTERRUPTED_REASON)
+
+    @property
     def failed(self) -> bool:
         return self.status in (StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.ERROR)
 
@@ -52,6 +71,11 @@ def results_line(model_name: str, result: StepResult) -> str:
     if result.status is StepStatus.SKIPPED:
         return f"Run skipped with command - {model_name} - {result.command}! reason: {result.reason}"
     return f"Run failed with command - {model_name} - {result.command} > {result.log_path} 2>&1! reason: {result.reason}"
+
+
+def run_interrupted(results: Iterable[StepResult]) -> str | None:
+    """The interrupted step's reason (``interrupted by SIGINT``) when a signal stopped the run, else None."""
+    return next((result.reason for result in results if result.interrupted), None)
 
 
 def run_succeeded(results: Iterable[StepResult]) -> bool:
@@ -84,7 +108,8 @@ class ResultsLog:
         """Open (creating folders and file as needed) and return the descriptor; opening twice is harmless."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # O_NOFOLLOW: a link planted in place of the log is never appended through to a file elsewhere.
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         return self._fd
 
     def close(self) -> None:
@@ -140,4 +165,7 @@ def summary_table(results: Sequence[StepResult]) -> str:
 
     lines = [render(header), render(tuple("-" * w for w in widths)), *(render(row) for row in rows)]
     lines.append(totals_line(results))
+    stopped = run_interrupted(results)
+    if stopped is not None:
+        lines.append(f"run {stopped}: the step running then is failed, later steps are skipped")
     return "\n".join(lines)

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from harness.cli import ExitCode, main
 from harness.logger import LOGGER_NAME
+from procs import alive, read_pid, wait_until
 
 DATA = Path(__file__).parent / "data" / "run"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -140,13 +140,13 @@ def test_results_log_is_appended_across_runs(repo: Path) -> None:
 def test_run_timeout_kills_the_step_tree(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    marker = repo / "grandchild_marker"
-    monkeypatch.setenv("TIPC_TEST_MARKER", str(marker))
-    assert main(["run", "configs/sleep.txt", MODE, "--timeout", "1", "--only", "train"]) == ExitCode.FAILED
-    assert f"TIMEOUT  {CHAIN}::train  (timed out after 1 s)" in capsys.readouterr().out
-    assert results_lines(repo, "toy_sleep")[0].endswith("! reason: timed out after 1 s")
-    time.sleep(1.5)
-    assert not marker.exists()
+    pidfile = repo / "grandchild.pid"
+    monkeypatch.setenv("TIPC_TEST_PIDFILE", str(pidfile))
+    # The step and its grandchild would sleep an hour: only the timeout ends them, and both must be gone.
+    assert main(["run", "configs/sleep.txt", MODE, "--timeout", "5", "--only", "train"]) == ExitCode.FAILED
+    assert f"TIMEOUT  {CHAIN}::train  (timed out after 5 s)" in capsys.readouterr().out
+    assert results_lines(repo, "toy_sleep")[0].endswith("! reason: timed out after 5 s")
+    assert not alive(read_pid(pidfile))
 
 
 def test_shell_syntax_in_config_is_passed_literally(repo: Path) -> None:
@@ -273,15 +273,16 @@ def test_run_writes_the_report_sidecar(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("sig", "code", "message"),
     [
-        (signal.SIGINT, ExitCode.INTERRUPTED, "tipc: interrupted"),
-        (signal.SIGTERM, ExitCode.TERMINATED, "tipc: terminated"),
+        (signal.SIGINT, ExitCode.INTERRUPTED, "tipc: interrupted (SIGINT)"),
+        (signal.SIGTERM, ExitCode.TERMINATED, "tipc: terminated (SIGTERM)"),
+        (signal.SIGHUP, ExitCode.HANGUP, "tipc: hung up (SIGHUP)"),
     ],
-    ids=["SIGINT", "SIGTERM"],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
 )
 def test_interrupt_stops_the_step_tree(repo: Path, sig: signal.Signals, code: ExitCode, message: str) -> None:
-    marker = repo / "grandchild_marker"
+    pidfile = repo / "grandchild.pid"
     log = repo / out_dir("toy_sleep") / f"{CHAIN}.log"
-    env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "TIPC_TEST_MARKER": str(marker)}
+    env = {**os.environ, "TIPC_GPU_COUNT": "0", "TIPC_TENSORRT": "0", "TIPC_TEST_PIDFILE": str(pidfile)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness", "run", "configs/sleep.txt", MODE],
         cwd=repo,
@@ -291,23 +292,26 @@ def test_interrupt_stops_the_step_tree(repo: Path, sig: signal.Signals, code: Ex
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (log.exists() and "sleep.py sleeping" in log.read_text()):
-            assert time.monotonic() < deadline, "the step never started"
-            time.sleep(0.05)
+        # Events, not sleeps: the signal goes out once the step and its grandchild are known to run.
+        wait_until(lambda: pidfile.exists() and log.exists() and "sleep.py sleeping" in log.read_text(),
+                   what="the step started")
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
     assert proc.returncode == code
     assert message in err
-    assert "no steps in 0.0 s" in out  # the summary of what finished (nothing, here) is still printed
     assert "Traceback" not in err
+    assert f"run interrupted by {sig.name}" in out  # the summary says what happened
     assert "# interrupted; process group killed" in log.read_text()
-    time.sleep(1.5)
-    assert not marker.exists()
+    assert not alive(read_pid(pidfile))  # no process of the step's tree is left when tipc has exited
+    lines = results_lines(repo, "toy_sleep")
+    assert lines[0].startswith("Run failed with command - toy_sleep - ")
+    assert lines[0].endswith(f"! reason: interrupted by {sig.name}")
+    assert len(lines) == 5
+    assert all(line.endswith(f"! reason: not run: the run was interrupted by {sig.name}") for line in lines[1:])
 
 
 # --- lint ----------------------------------------------------------------------------------------------------------
@@ -377,3 +381,29 @@ def test_bash_entry_points(repo: Path) -> None:
     prepare = bash("prepare.sh", "configs/ok.txt", MODE, cwd=repo)
     assert prepare.returncode == 0
     assert "needs no data preparation" in prepare.stdout
+
+
+# --- interpreter and options -----------------------------------------------------------------------------------------
+
+
+def test_missing_config_interpreter_is_said_on_the_terminal(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (repo / "configs" / "ok.txt").read_text().replace("python:python\n", "python:python3.99\n")
+    (repo / "configs" / "py399.txt").write_text(text.replace("model_name:toy_ok", "model_name:toy_py399"))
+    assert main(["run", "configs/py399.txt", MODE, "--only", "train"]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert f"note: interpreter 'python3.99' from the config's python: line is not found; steps run with {sys.executable}" in out
+
+
+def test_missing_python_option_is_said_on_the_terminal(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "configs/ok.txt", MODE, "--only", "train", "--python", "no-such-python-xyz"]) == ExitCode.FAILED
+    assert "note: --python no-such-python-xyz not found" in capsys.readouterr().out
+
+
+def test_run_help_states_the_default_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--help"]) == ExitCode.OK
+    assert "(default: 14400" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "soon"])
+def test_bad_timeout_is_a_usage_error(repo: Path, value: str) -> None:
+    assert main(["run", "configs/ok.txt", MODE, f"--timeout={value}"]) == ExitCode.USAGE

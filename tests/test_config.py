@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from harness.config import Layout, load_config, split_entries
+from harness.config import Layout, load_config, physical_lines, split_entries
 from harness.errors import ConfigError
 from harness.plan import MODES, PlanOptions, build_plan
 
@@ -97,3 +98,50 @@ def test_sections_after_the_layout_are_readable() -> None:
     config = load_config(DATA / "good" / "full_ok.txt")
     assert [(e.key, e.value) for e in config.section("harness_params")] == [("flavor", "harness")]
     assert config.section("nope") == ()
+
+
+@pytest.mark.parametrize(
+    "separator", ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"], ids=repr
+)
+def test_only_newline_ends_a_line(separator: str) -> None:
+    text = f"a\nb{separator}c\nd\r\ne\n"
+    assert physical_lines(text) == ["a", f"b{separator}c", "d", "e"]
+    with pytest.raises(ConfigError) as info:
+        split_entries("x.txt", text)
+    assert info.value.line == 2
+    assert f"U+{ord(separator):04X}" in info.value.msg
+
+
+def test_physical_lines_match_grep_n(tmp_path: Path) -> None:
+    """The line an error names is the line `grep -n` shows, whatever other separators sit above it."""
+    text = "===train_params===\nmodel_name:m\r\npython:python3\nrest:a\x1cb\n"
+    path = tmp_path / "c.txt"
+    path.write_bytes(text.encode())
+    proc = subprocess.run(["grep", "-n", "rest:", str(path)], capture_output=True, text=True, check=True)
+    assert proc.stdout.startswith("4:")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.line == 4
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_non_regular_files_are_refused_without_reading(tmp_path: Path, kind: str) -> None:
+    if kind == "fifo":
+        path = tmp_path / "pipe.txt"
+        os.mkfifo(path)  # nobody ever writes: reading it would block forever
+        words = "FIFO"
+    else:
+        path = Path("/dev/zero")  # reading it would never end
+        words = "character device"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.line == 0
+    assert words in info.value.msg
+    for sub in (["lint", str(path)], ["plan", str(path), "lite_train_lite_infer"],
+                ["run", str(path), "lite_train_lite_infer", "--root", str(tmp_path)]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", *sub], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 2, sub
+        assert f"{path}:0: is a" in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -11,14 +11,23 @@ from harness.config import load_config
 from harness.plan import PlanOptions, build_plan
 
 # Repositories whose flavor is not written yet: their cases are expected to fail (strict, so a fix shows up).
-PENDING = ("PaddleOCR",)
+PENDING: tuple[str, ...] = ()
+# Cases whose reference is the script misreading a config it was not written for (test_tipc/docs/quirks.md): a
+# kl_quant_params PTQ config, which the script reads as a train config and turns into one nonsense command.
+KNOWN = {
+    "ch_PP-OCRv2_det/train_ptq_infer_python::lite_train_lite_infer": "PTQ config: planned empty (Q7.6, Q9.7)",
+}
 
-def _params(*, strict: bool) -> list[object]:
-    return [
-        pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason="flavor not written yet", strict=strict))
-        if c.config.parent.parent.name in PENDING else pytest.param(c, id=c.id)
-        for c in cases()
-    ]
+def _params(*, strict: bool, known: bool = True) -> list[object]:
+    out = []
+    for c in cases():
+        if known and c.id in KNOWN:
+            out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=KNOWN[c.id], strict=False)))
+        elif c.config.parent.parent.name in PENDING:
+            out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason="flavor not written", strict=strict)))
+        else:
+            out.append(pytest.param(c, id=c.id))
+    return out
 
 
 CASES = _params(strict=False)
@@ -35,7 +44,7 @@ def test_quirks_plan_matches_reference_argv(case: Case) -> None:
     assert cwd == oracle["argv_cwd"]
 
 
-@pytest.mark.parametrize("case", _params(strict=False))
+@pytest.mark.parametrize("case", _params(strict=False, known=False))
 def test_quirks_plan_names_the_reference_log_folder(case: Case) -> None:
     oracle = json.loads(case.oracle.read_text())
     plan = build_plan(load_config(case.config), case.mode, PlanOptions(quirks=True, repo_root="{REPO_ROOT}"))

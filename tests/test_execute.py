@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.command import Command
-from harness.execute import run_chain, run_plan, run_step
+from harness.execute import interrupted_result, not_run_results, run_chain, run_plan, run_step
 from harness.hardware import Hardware
-from harness.status import StepResult, StepStatus
+from harness.status import StepResult, StepStatus, run_interrupted, summary_table
 from harness.steps import Chain, Plan, Requirement, Step, StepKind
 
 CPU_ONLY = Hardware(gpu_count=0, tensorrt=False)
@@ -189,3 +189,39 @@ def test_start_callback_sees_steps_in_order(tmp_path: Path) -> None:
     )
     # infer is skipped, so it never starts; the result callback reports it instead.
     assert started == ["c1::train", "c1::export"]
+
+
+def _plan(*chains: Chain, output_dir: str = "out") -> Plan:
+    return Plan(config_path="c.txt", model_name="toy", mode="lite_train_lite_infer", flavor="harness", quirks=False,
+                output_dir=output_dir, results_log=f"{output_dir}/results_python.log", chains=chains)
+
+
+def test_interrupted_step_is_failed_and_the_rest_skipped_with_that_reason() -> None:
+    plan = _plan(standard_chain("c1"), standard_chain("c2"))
+    first = plan.chains[0]
+    stopped = interrupted_result(first.step("export"), first, signal_name="SIGTERM", duration_s=1.5)
+    assert stopped.status is StepStatus.FAILED
+    assert stopped.failed and stopped.interrupted
+    assert stopped.reason == "interrupted by SIGTERM"
+    assert stopped.log_path == "out/c1/export.log"
+    rest = not_run_results(plan, done={("c1", "train"), ("c1", "export")}, signal_name="SIGTERM")
+    assert [(r.chain_id, r.step_name) for r in rest] == [("c1", "infer"), ("c2", "train"), ("c2", "export"),
+                                                        ("c2", "infer")]
+    assert {r.status for r in rest} == {StepStatus.SKIPPED}
+    assert {r.reason for r in rest} == {"not run: the run was interrupted by SIGTERM"}
+    assert run_interrupted((stopped, *rest)) == "interrupted by SIGTERM"
+    assert "run interrupted by SIGTERM" in summary_table((stopped, *rest))
+
+
+def test_not_run_results_respect_only() -> None:
+    plan = _plan(standard_chain("c1"))
+    rest = not_run_results(plan, done=set(), only_kinds=("infer",), signal_name="SIGINT")
+    assert [r.step_name for r in rest] == ["infer"]
+
+
+def test_run_plan_refuses_a_log_outside_the_output_folder(tmp_path: Path) -> None:
+    bad = chain("c1", step("train", StepKind.TRAIN, chain="c1"))
+    results = run_plan(_plan(bad, output_dir="elsewhere"), root=tmp_path, hardware=CPU_ONLY)
+    assert results[0].status is StepStatus.ERROR
+    assert results[0].reason.startswith("refused: ")
+    assert not (tmp_path / "out").exists()

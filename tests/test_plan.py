@@ -359,3 +359,159 @@ def test_quirks_kl_quant_inference_folder_depends_on_where_kl_quant_wrote(tmp_pa
 
     assert cwd_of_inference("./PPLCNet_x1_0_infer") == "deploy"  # the script's `cd` reaches deploy/
     assert cwd_of_inference("./elsewhere") == "."  # the folder does not exist, both `cd`s fail
+
+
+# ---- the five repositories added with their script models (quirks.md section 9) --------------------------------
+
+MORE = CORPUS / "PaddleDetection"
+needs_more = pytest.mark.skipif(not MORE.is_dir(), reason="../shared/tipc-conformance (manifest-more) not beside")
+
+
+@needs_more
+@pytest.mark.parametrize(
+    ("config", "flavor"),
+    [
+        ("PaddleDetection/dino/dino_r50_4scale_1x_coco_train_infer_python.txt", "paddledetection"),
+        ("PaddleSeg/bisenetv2/train_infer_python.txt", "paddleseg"),
+        ("PaddleVideo/PP-TSN/train_infer_python.txt", "paddlevideo"),
+        ("PaddleGAN/CycleGAN/train_infer_python.txt", "paddlegan"),
+        ("PaddleGAN/edvr/train_linux_gpu_normal_amp_infer_python_linux_gpu_cpu.txt", "paddlegan"),
+        ("PaddleOCR/det_mv3_db_v2_0/train_infer_python.txt", "paddleocr"),
+        ("PaddleOCR/PP-OCRv4_server_rec_ampO2_ultra/train_infer_python.txt", "paddleocr"),
+    ],
+)
+def test_auto_flavor_recognises_each_repository_and_says_why(config: str, flavor: str) -> None:
+    plan = _plan(CORPUS / config)
+    assert plan.flavor == flavor
+    assert plan.notes[0].startswith(f"flavor {flavor} (auto: ")
+
+
+@needs_more
+@pytest.mark.parametrize(
+    "config",
+    ["PaddleOCR/ch_PP-OCRv2_det/train_ptq_infer_python.txt", "PaddleOCR/en_table_structure/train_ptq_infer_python.txt",
+     "PaddleSeg/deeplabv3p_resnet50/train_ptq_infer_python.txt"],
+)
+def test_ptq_configs_plan_to_nothing_without_error(config: str) -> None:
+    for quirks in (False, True):
+        plan = _plan(CORPUS / config, quirks=quirks)
+        assert plan.chains == ()
+        assert plan.model_name.endswith("_KL")
+
+
+def _more_copy(relative: str, tmp_path: Path, **lines: str) -> Path:
+    return _edited(CORPUS / relative, tmp_path, **lines)
+
+
+@needs_more
+def test_seg_weights_fall_back_to_iter_only_with_quirks() -> None:
+    config = CORPUS / "PaddleSeg/lpsnet/train_infer_python.txt"
+    fixed = _plan(config).chains[0]
+    quirky = _plan(config, quirks=True).chains[0]
+    fixed_export = fixed.step("export").command.argv
+    quirky_export = quirky.step("export").command.argv
+    assert any(w.endswith("/best_model/model.pdparams") for w in fixed_export)  # Q9.1 fixed: train_model_name
+    assert any(w.endswith("/iter_20/model.pdparams") for w in quirky_export)
+
+
+@needs_more
+def test_video_epochs_are_per_mode_unless_quirks(tmp_path: Path) -> None:
+    config = _more_copy("PaddleVideo/PP-TSN/train_infer_python.txt", tmp_path,
+                        l7="-o epochs:lite_train_lite_infer=2|whole_train_whole_infer=5")
+    fixed = _plan(config).chains[0].step("train").command.argv
+    quirky = _plan(config, quirks=True).chains[0].step("train").command.argv
+    assert "epochs=2" in fixed and not any("whole_train" in w for w in fixed)
+    assert "epochs=lite_train_lite_infer=2" in quirky and "whole_train_whole_infer=5" in quirky  # Q9.2, 9.5
+
+
+@needs_more
+def test_detection_whole_infer_null_export_runs_only_with_quirks(tmp_path: Path) -> None:
+    config = _more_copy("PaddleDetection/detr/detr_r50_1x_coco_train_infer_python.txt", tmp_path, l30="norm_export:null")
+    fixed = _plan(config, "whole_infer").chains[0]
+    quirky = _plan(config, "whole_infer", quirks=True).chains[0]
+    assert [s.kind for s in fixed.steps][0] is StepKind.INFER
+    assert quirky.steps[0].command.argv[:2] == ("python3.7", "null")  # Q9.4
+
+
+@needs_more
+def test_detection_dino_builds_its_op_before_each_train() -> None:
+    chain = _plan(CORPUS / "PaddleDetection/dino/dino_r50_4scale_1x_coco_train_infer_python.txt").chains[0]
+    setup, train = chain.steps[:2]
+    assert setup.kind is StepKind.SETUP
+    assert setup.command.argv == ("python3.7", "setup_ms_deformable_attn_op.py", "install")
+    assert setup.command.cwd == "ppdet/modeling/transformers/ext_op"
+    assert train.needs == ("build_op",)
+
+
+@needs_more
+def test_ocr_legacy_mode_names_are_read_as_todays(tmp_path: Path) -> None:
+    config = CORPUS / "PaddleOCR/ch_PP-OCRv2_det/train_linux_gpu_normal_pact_inference_python_linux_gpu.txt"
+    argv = _plan(config).chains[0].step("train").command.argv
+    assert "Global.epoch_num=1" in argv  # lite_train_infer=1 (Q9.15)
+    assert not any(w.startswith("Global.epoch_num") for w in _plan(config, quirks=True).steps[0].command.argv)
+
+
+@needs_more
+def test_ocr_missing_line_config_plans_by_position_with_a_note() -> None:
+    plan = _plan(CORPUS / "PaddleOCR/PP-OCRv4_server_rec_ampO2_ultra/train_infer_python.txt", quirks=True)
+    assert any("eval_params is on logical line 22" in note for note in plan.notes)
+    assert [s.name for s in plan.chains[0].steps] == ["train"]
+
+
+def test_a_shifted_eval_header_is_an_anchor_error_for_other_flavors(tmp_path: Path) -> None:
+    lines = FULL.read_text().splitlines()
+    del lines[8]
+    path = tmp_path / "x.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"x\.txt:11: expected 'train_model_name:' here"):
+        _plan(path)
+
+
+# ---- zoo scale: values split once, grid linear (issue 13 item 1) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a b  c", "", "   ", "-o x='a b' y", 'k="q" \\"z', "tab\there", "nbsp\u00a0kept", "x\u2003y", "a\\ b", "-c x.yml -o"],
+)
+def test_cached_split_is_shlex_split(text: str) -> None:
+    import shlex
+
+    from harness.planning.context import split_words
+
+    assert split_words(text) == tuple(shlex.split(text, comments=False, posix=True))
+
+
+def test_cached_split_raises_like_shlex_on_an_open_quote() -> None:
+    from harness.planning.context import split_words
+
+    with pytest.raises(ValueError, match="No closing quotation"):
+        split_words("a 'b")
+
+
+def test_repeated_grid_values_get_numbered_step_names(tmp_path: Path) -> None:
+    config = _edited(FULL, tmp_path, **{f"l{_physical(FULL, 44)}": "--batch_size:1|1|1"})
+    names = [s.name for s in _plan(config, quirks=True).chains[0].steps if s.kind is StepKind.INFER]
+    assert len(names) == len(set(names))
+    assert any(n.endswith("_3") for n in names)
+
+
+def _physical(path: Path, index: int) -> int:
+    """Physical line of logical line ``index`` (blank lines skipped)."""
+    count = 0
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        count += bool(line.strip())
+        if count == index:
+            return number
+    raise AssertionError(index)
+
+
+def test_no_class_or_function_in_harness_reaches_200_lines() -> None:
+    import ast
+
+    sizes = []
+    for module in sorted((Path(__file__).resolve().parents[1] / "harness").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                sizes.append((node.end_lineno - node.lineno + 1, f"{module.name}:{node.name}"))  # type: ignore[operator]
+    assert max(sizes) < (200, "")

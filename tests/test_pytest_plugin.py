@@ -146,6 +146,19 @@ def test_bad_shard_option_is_a_usage_error(project: Project) -> None:
     result.stderr.fnmatch_lines(["*--tipc-shard: shard index must be between 1 and N, got '3/2'*"])
 
 
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "soon"])
+def test_bad_tipc_timeout_is_a_usage_error_like_tipc_run(project: Project, value: str) -> None:
+    project.add("alpha")
+    result = project.run(f"--tipc-timeout={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--tipc-timeout: expected a positive number of seconds, got '{value}'*"])
+
+
+def test_tipc_timeout_help_states_the_default(project: Project) -> None:
+    result = project.run("--help")
+    assert "default: 14400" in " ".join(result.stdout.str().split())
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -296,17 +309,38 @@ def test_plain_dist_load_still_keeps_chains_whole(project: Project) -> None:
     result.assert_outcomes(passed=10, failed=1, skipped=3)
 
 
-def test_twin_chains_of_two_configs_take_turns(project: Project) -> None:
-    # Two configs of one model plan the same chain id, hence the same output folder: the chain lock makes two
-    # workers run them one after the other (the train script exits 9 if its twin is running at the same time).
+def test_configs_sharing_a_model_name_write_their_own_logs(project: Project) -> None:
+    """Two configs with one model_name under -n 2: every results line points to a log with its own step's output.
+
+    Deterministic whether or not the two chains overlap in time: each config writes its own folder, and each log
+    is read back for the marker only its own config passes.
+    """
     text = (DATA / "configs" / "broken" / "train_infer_python.txt").read_text()
-    text = text.replace("model_name:broken", "model_name:twin").replace("scripts/fail.py", "scripts/exclusive.py")
     for folder in ("twin_a", "twin_b"):
         target = project.path / "test_tipc" / "configs" / folder / "train_infer_python.txt"
         target.parent.mkdir(parents=True)
-        target.write_text(text)
+        mine = text.replace("model_name:broken", "model_name:twin").replace("scripts/fail.py", "scripts/ok.py --train")
+        target.write_text(mine.replace("scripts/ok.py --", f"scripts/ok.py --who={folder} --"))
     result = project.run_xdist("-n", "2", "--dist", "loadscope")
     result.assert_outcomes(passed=8)
+    for folder in ("twin_a", "twin_b"):
+        out = project.path / "test_tipc" / "output" / "_configs" / folder / "train_infer_python" / "twin" / LITE
+        lines = (out / "results_python.log").read_text().splitlines()
+        assert len(lines) == 4
+        for line in lines:
+            log = line.split(" > ", 1)[1].split(" 2>&1!", 1)[0]
+            output = (project.path / log).read_text().split("# " + "-" * 70 + "\n", 1)[1]
+            assert f"ok.py --who={folder}" in output, (line, output)
+            other = "twin_b" if folder == "twin_a" else "twin_a"
+            assert other not in output
+    assert not (project.path / "test_tipc" / "output" / "twin").exists()
+
+
+def test_a_config_with_its_own_model_name_keeps_the_usual_folder(project: Project) -> None:
+    project.add("broken")
+    project.run()
+    assert (project.path / "test_tipc" / "output" / "broken" / LITE / "results_python.log").is_file()
+    assert not (project.path / "test_tipc" / "output" / "_configs").exists()
 
 
 def test_chains_write_to_disjoint_paths() -> None:

@@ -21,7 +21,7 @@ from harness.planning.commands import (
 from harness.planning.context import PlanContext, param, safe_name
 from harness.planning.grid import InferTarget, inference_steps
 from harness.planning.placement import Placement, place
-from harness.planning.repos import detection, seg, video
+from harness.planning.repos import detection, ocr, seg, video
 from harness.planning.roles import Piece
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -32,6 +32,7 @@ SCRIPT_MODELS: dict[str, Callable[[PlanContext], tuple[Chain, ...]]] = {
     "paddledetection": detection.chains,
     "paddleseg": seg.chains,
     "paddlevideo": video.chains,
+    "paddleocr": ocr.chains,
 }
 
 

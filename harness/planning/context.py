@@ -12,9 +12,10 @@ from harness.command import Command
 from harness.config import Layout, TipcConfig
 from harness.errors import ConfigError
 from harness.flavors import Flavor
-from harness.planning.options import MODES, VALUE_MODES, PlanOptions
+from harness.planning.options import LEGACY_MODES, MODES, VALUE_MODES, PlanOptions
 from harness.planning.roles import Piece, Role, RoleView, resolve_roles
 from harness.steps import Requirement, Step, StepKind
+from harness.values import line_of_fragment
 
 __all__ = ["Env", "PlanContext", "param", "safe_name", "split_words"]
 
@@ -107,6 +108,8 @@ class PlanContext:
             if name not in VALUE_MODES and not self.quirks:  # the scripts silently skip unknown modes
                 msg = f"unknown mode {name!r} in per-mode value {role.value!r}; modes are: {', '.join(MODES)}"
                 raise self.error(role, msg)
+            if not self.quirks:
+                name = LEGACY_MODES.get(name, name)  # lite_train_infer=... means lite_train_lite_infer
             table.setdefault(name, rest.split("=")[0].strip() if self.quirks else rest.strip())
         if self.quirks:
             # The scripts find nothing when they are not given the mode (Q4.3) or the value is plain.
@@ -138,7 +141,8 @@ class PlanContext:
                 out.extend(split_words(text))
             except ValueError as exc:
                 msg = f"cannot split {item.text!r} into arguments: {exc}"
-                raise ConfigError(self.config.path, item.line, msg) from None
+                line = item.line or line_of_fragment(self.config, item.text)  # a glued key=value piece
+                raise ConfigError(self.config.path, line, msg) from None
         return tuple(out)
 
     def check_bool(self, role: Role, values: Sequence[str], *, extra: tuple[str, ...] = ()) -> None:

@@ -31,7 +31,7 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     "latin1.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:caf\xe9")).encode("latin-1"), 2, "UTF-8"),
     "no_train_header.txt": ("\n".join(with_line(TUTORIAL, 1, "model_name:toy")), 1, "train_params"),
     "tutorial_missing_line.txt": ("\n".join(without_line(TUTORIAL, 7)), 15, "eval_params"),
-    "full_missing_line.txt": ("\n".join(without_line(FULL, 9)), 22, "eval_params"),
+    "full_missing_line.txt": ("\n".join(without_line(FULL, 9)), 11, "train_model_name"),
     "eval_header_typo.txt": ("\n".join(with_line(TUTORIAL, 16, "===========eval_param===========")), 32, "eval_params"),
     "model_name_typo.txt": ("\n".join(with_line(TUTORIAL, 2, "model_nme:toy")), 2, "model_name"),
     "model_name_empty.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:")), 2, "needs a value"),
@@ -86,6 +86,51 @@ CASES: dict[str, tuple[str | bytes, int, str]] = {
     ),
     "control_character.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:\x07null")), 9, "control character"),
     "inference_key_typo.txt": ("\n".join(with_line(TUTORIAL, 27, "infer:deploy/infer.py")), 27, "inference"),
+    # Quote errors in a value the planner glues into a `key=value` fragment are still reported at their line.
+    "unbalanced_quote_pretrained.txt": ("\n".join(with_line(TUTORIAL, 9, '--pretrained:"null')), 9, "cannot split"),
+    # Line numbers are physical lines: only \n ends a line; other line breaks are control characters of their line.
+    "vertical_tab.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\vx")), 9, "control character U+000B"),
+    "form_feed.txt": ("\n".join(with_line(TUTORIAL, 11, "--data-path:./lite\fdata")), 11, "U+000C"),
+    "lone_cr.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\rx")), 9, "U+000D"),
+    "next_line_c1.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x85x")), 9, "U+0085"),
+    "line_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\u2028x")), 9, "U+2028"),
+    "paragraph_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\u2029x")), 9, "U+2029"),
+    "file_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x1cx")), 9, "U+001C"),
+    "record_separator.txt": ("\n".join(with_line(TUTORIAL, 9, "--pretrained:null\x1ex")), 9, "U+001E"),
+    # A separator early in the file must not shift the line of a later error (line 29 stays line 29).
+    "crlf_then_error.txt": ("\r\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "whole number"),
+    # Containment: values that end up in file names must not lead them out of test_tipc/output/<model>/<mode>.
+    "model_name_dotdot.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:..")), 2, "plain name"),
+    "model_name_slash.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:../../victim")), 2, "plain name"),
+    "model_name_absolute.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:/tmp/victim")), 2, "plain name"),
+    "model_name_too_long.txt": ("\n".join(with_line(TUTORIAL, 2, "model_name:" + "m" * 300)), 2, "longer than 255"),
+    "trainer_escapes.txt": (
+        "\n".join(with_line(TUTORIAL, 13, "trainer:norm_train|../../../../../victim")),
+        13,
+        "outside the output folder",
+    ),
+    "trainer_too_long.txt": ("\n".join(with_line(TUTORIAL, 13, "trainer:" + "t" * 250)), 13, "longer than 255"),
+    "precision_escapes.txt": (
+        "\n".join(with_line(FULL, 46, "--precision:fp32|x/../../../../../../victim")),
+        46,
+        "outside the output folder",
+    ),
+    "infer_batch_escapes.txt": ("\n".join(with_line(TUTORIAL, 29, "--batch-size:1/../../../../x")), 29, "whole number"),
+    # Values the scripts use as numbers.
+    "train_batch_word.txt": (
+        "\n".join(with_line(TUTORIAL, 8, "--batch-size:lite_train_lite_infer=two|whole_train_whole_infer=128")),
+        8,
+        "training batch size for lite_train_lite_infer",
+    ),
+    "epochs_word.txt": (
+        "\n".join(with_line(TUTORIAL, 6, "--epochs:lite_train_lite_infer=2|whole_train_whole_infer=ninety")),
+        6,
+        "epoch count for whole_train_whole_infer",
+    ),
+    "infer_batch_pipe_word.txt": ("\n".join(with_line(TUTORIAL, 29, "--batch-size:1|two")), 29, "inference batch"),
+    "infer_batch_zero.txt": ("\n".join(with_line(FULL, 44, "--batch-size:0")), 44, ">= 1"),
+    "threads_word.txt": ("\n".join(with_line(FULL, 43, "--cpu-threads:1|six")), 43, "CPU thread count"),
+    "gpu_id_word.txt": ("\n".join(with_line(FULL, 4, "gpu_list:-1|0,one")), 4, "gpu_list entry '0,one'"),
 }
 
 

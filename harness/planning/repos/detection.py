@@ -115,10 +115,12 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
             raise ctx.error(r.infer_mode, msg)  # the script stops here ("Undefined infer_mode!")
         quant_flags = r.infer_quant.items
         flag = quant_flags[count] if count < len(quant_flags) else ""
+        if not ctx.quirks and flag not in ("True", "False"):
+            flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
         count += 1
         steps: list[Step] = []
         chain_id = f"whole_infer_{infer_mode}"
-        if export.value != "null" or ctx.quirks:  # Q8.3: the script runs `python null ...` for a null export line
+        if export.value != "null" or ctx.quirks:  # Q9.4: the script runs `python null ...`
             pieces: list[Piece | str] = [export.piece, set_param(r.export_weight, r.export_weight.value),
                                          param("filename", ctx.model_name), set_param(r.save_infer, r.save_infer.value)]
             steps.append(ctx.step("export", StepKind.EXPORT, (ctx.python, *ctx.words(pieces)),

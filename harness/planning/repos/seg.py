@@ -96,8 +96,9 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
     steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
                           placement.step_env, ("train",), placement.requires, export.line, tags))
     model_dir = job.save_log
-    if r.inference_dir.value not in ("null", "##"):
-        model_dir = f"{job.save_log}/{r.inference_dir.value}"  # the infer_params header gives "<save_log>/"
+    if r.inference_dir.value not in ("null", "##") and (ctx.quirks or r.inference_dir.value):
+        # Q9.8: cfg:36 is the infer_params header, whose empty value gives "<save_log>/"; fixed: <save_log>
+        model_dir = f"{job.save_log}/{r.inference_dir.value}"
     target = InferTarget(model_dir=model_dir, image_dir=r.train_infer_img.value, quant=quant, gpu=placement.gpu,
                          needs="export", log_dir=_log_dir(ctx, job.stem), env=placement.step_env,
                          chain_requires=placement.requires, trainer=job.trainer, tags=tags,
@@ -129,6 +130,8 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
                                   f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), r.infer_export.line,
                                   ("norm_train",)))
         flag = flags[count] if count < len(flags) else ""
+        if not ctx.quirks and flag not in ("True", "False"):
+            flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
         target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=flag == "True", gpu="0",
                              needs=steps[-1].name if steps else "", log_dir=_log_dir(ctx, chain_id), env=(),
                              chain_requires=(), trainer="norm_train", tags=("norm_train",))

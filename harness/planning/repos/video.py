@@ -114,6 +114,8 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
                                   f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), r.infer_export.line,
                                   ("norm_train",)))
         flag = flags[count] if count < len(flags) else ""
+        if not ctx.quirks and flag not in ("True", "False"):
+            flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
         target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=flag == "True", gpu="",
                              needs=steps[-1].name if steps else "",
                              log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{chain_id}", env=(),
