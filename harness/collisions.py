@@ -10,8 +10,8 @@ from harness.steps import Plan, Step, StepKind
 
 __all__ = ["check_collisions", "command_paths", "harness_files"]
 
-# The harness's own commands (golden comparison) read the harness's logs on purpose.
-_HARNESS_KINDS = frozenset({StepKind.COMPARE})
+# The harness's own commands (golden comparison, portable checks) read the harness's logs on purpose.
+_HARNESS_KINDS = frozenset({StepKind.COMPARE, StepKind.CHECK})
 
 
 def harness_files(plan: Plan) -> Iterator[tuple[str, Step | None]]:

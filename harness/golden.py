@@ -15,14 +15,19 @@ from harness.steps import Plan, StepKind
 __all__ = [
     "DEFAULT_ATOL",
     "DEFAULT_BOX_ATOL",
+    "TOLERANCE_HEADERS",
+    "BoxTolerance",
     "Comparison",
     "GoldenError",
     "ImageResult",
     "Mismatch",
     "compare",
+    "compare_one",
+    "engine_precision",
     "format_golden",
     "golden_atol",
     "golden_box_atol",
+    "golden_header",
     "goldens_of_plan",
     "update_goldens",
     "main",
@@ -46,6 +51,10 @@ _RESULT = re.compile(r"result:\s+(?:image|frame)=(?P<image>.+?)(?P<rest>(?:\s+\w
 _FIELD = re.compile(r"(?P<key>\w+)=\[(?P<values>[^\]]*)\]")
 _ATOL_HEADER = re.compile(r"^#\s*atol:\s*(?P<value>\S+)")
 _BOX_ATOL_HEADER = re.compile(r"^#\s*box_atol:\s*(?P<value>\S+)")
+# Tolerance headers a golden file may carry; --update keeps them.
+TOLERANCE_HEADERS: tuple[str, ...] = ("atol", "box_atol", "centre_atol", "size_atol", "angle_atol", "score_cutoff")
+# What the inference scripts say they really ran: `engine: precision=int8 quant_ops=42 ...`.
+_ENGINE = re.compile(r"^engine:.*?\bprecision=(?P<precision>\w+)", re.MULTILINE)
 
 
 class GoldenError(ValueError):
@@ -180,54 +189,106 @@ def golden_atol(text: str) -> float | None:
     return _header(text, _ATOL_HEADER)
 
 
+def golden_header(text: str, name: str) -> float | None:
+    """The `# <name>: X` header of a golden file, if any."""
+    return _header(text, re.compile(rf"^#\s*{re.escape(name)}:\s*(?P<value>\S+)"))
+
+
+def engine_precision(log_text: str) -> str | None:
+    """The precision an inference log says it ran in (its last `engine: precision=...` line), if it says."""
+    found = _ENGINE.findall(log_text)
+    return found[-1] if found else None
+
+
 def golden_box_atol(text: str) -> float | None:
     """The `# box_atol: X` header of a golden file, if any."""
     return _header(text, _BOX_ATOL_HEADER)
 
 
-def _compare_detections(actual: ImageResult, golden: ImageResult, atol: float, box_atol: float) -> tuple[str, ...]:
-    """Match detections one to one: same class, score within atol, every box value within box_atol.
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BoxTolerance:
+    """Tolerance on box values: one for every value, or per quantity for 7-value 3D boxes.
 
-    Lines list the top-k detections, so the weakest ones may trade places with detections just outside the
-    list: a detection left unmatched passes only when its score is within atol of the other side's lowest.
+    A 3D box is x, y, z, l, w, h, yaw: `centre` applies to x, y, z, `size` to l, w, h and `angle` to yaw (the
+    difference taken modulo 2 pi); a quantity without its own tolerance uses `generic`.
+    """
+
+    generic: float
+    centre: float | None = None
+    size: float | None = None
+    angle: float | None = None
+
+    def problems(self, got: Sequence[float], want: Sequence[float]) -> str | None:
+        if len(got) != len(want):
+            return f"{len(got)} box values vs {len(want)}"
+        if len(want) != 7:
+            worst = max((abs(a - b) for a, b in zip(got, want, strict=True)), default=0.0)
+            return None if worst <= self.generic else f"box value off by {worst:.3f} > {self.generic:g}"
+        parts = (("centre", self.centre, range(3)), ("size", self.size, range(3, 6)))
+        for name, tol, idx in parts:
+            limit = self.generic if tol is None else tol
+            worst = max(abs(got[i] - want[i]) for i in idx)
+            if not worst <= limit:
+                return f"{name} off by {worst:.3f} > {limit:g}"
+        limit = self.generic if self.angle is None else self.angle
+        turn = abs(got[6] - want[6]) % (2 * math.pi)
+        worst = min(turn, 2 * math.pi - turn)
+        return None if worst <= limit else f"angle off by {worst:.3f} rad > {limit:g}"
+
+
+def _compare_detections(actual: ImageResult, golden: ImageResult, atol: float, box: BoxTolerance,
+                        cutoff: float) -> tuple[str, ...]:
+    """Match detections one to one: same class, score within atol, box within its tolerance.
+
+    Lines list a fixed number (top-k) of detections, so the weakest may trade places with one just outside the
+    list. A detection left unmatched passes only where that explains it: both lists are equally long (the
+    list was cut at k) and its score is within atol of the other side's lowest, or its score is within atol of
+    the decoder's score cut-off `cutoff`. A log that dropped detections (a shorter list) fails.
     """
     problems: list[str] = []
     got = list(zip(actual.class_ids, actual.scores, actual.boxes or (), strict=True))
     want = list(zip(golden.class_ids, golden.scores, golden.boxes or (), strict=True))
+    full = len(got) == len(want)
     floor_got = min(actual.scores, default=0.0)
     floor_want = min(golden.scores, default=0.0)
     free = list(range(len(got)))
-    for cls, score, box in sorted(want, key=lambda d: -d[1]):
+    for cls, score, gbox in sorted(want, key=lambda d: -d[1]):
         match = next(
-            (
-                j
-                for j in free
-                if got[j][0] == cls
-                and abs(got[j][1] - score) <= atol
-                and len(got[j][2]) == len(box)
-                and all(abs(a - b) <= box_atol for a, b in zip(got[j][2], box, strict=True))
-            ),
+            (j for j in free if got[j][0] == cls and abs(got[j][1] - score) <= atol
+             and box.problems(got[j][2], gbox) is None),
             None,
         )
         if match is not None:
             free.remove(match)
-        elif not score <= floor_got + atol:
-            shown = ", ".join(f"{v:.2f}" for v in box)
+            continue
+        # The same detection (class and score) with its box moved is a moved box, never a top-k swap.
+        moved = next((j for j in free if got[j][0] == cls and abs(got[j][1] - score) <= atol), None)
+        shown = ", ".join(f"{v:.2f}" for v in gbox)
+        if moved is not None:
+            free.remove(moved)
+            problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}]: "
+                            f"{box.problems(got[moved][2], gbox)}")
+        elif not ((full and score <= floor_got + atol) or score <= cutoff + atol):
             problems.append(f"golden detection class {cls} score {score:.6f} box [{shown}] not found in the log")
     for j in free:
-        cls, score, box = got[j]
-        if not score <= floor_want + atol:
-            shown = ", ".join(f"{v:.2f}" for v in box)
+        cls, score, lbox = got[j]
+        if not ((full and score <= floor_want + atol) or score <= cutoff + atol):
+            shown = ", ".join(f"{v:.2f}" for v in lbox)
             problems.append(f"log detection class {cls} score {score:.6f} box [{shown}] is not in the golden")
     return tuple(problems)
 
 
-def _compare_one(actual: ImageResult, golden: ImageResult, atol: float, box_atol: float) -> tuple[str, ...]:
+def compare_one(actual: ImageResult, golden: ImageResult, atol: float, box: BoxTolerance, *,
+                cutoff: float = 0.0, strict_top1: bool = False) -> tuple[str, ...]:
+    """What differs between two results of one image (empty: they agree within tolerance)."""
     if actual.boxes is not None or golden.boxes is not None:
         if actual.boxes is None or golden.boxes is None:
             return ("one side has boxes and the other does not",)
-        return _compare_detections(actual, golden, atol, box_atol)
-    return _compare_classes(actual, golden, atol)
+        return _compare_detections(actual, golden, atol, box, cutoff)
+    problems = _compare_classes(actual, golden, atol)
+    if strict_top1 and actual.class_ids[:1] != golden.class_ids[:1] and not any("top-1" in p for p in problems):
+        problems = (*problems, f"top-1 class {actual.class_ids[:1]} != {golden.class_ids[:1]}")
+    return problems
 
 
 def _compare_classes(actual: ImageResult, golden: ImageResult, atol: float) -> tuple[str, ...]:
@@ -265,9 +326,11 @@ def compare(
     golden: Sequence[ImageResult],
     *,
     atol: float,
-    box_atol: float = DEFAULT_BOX_ATOL["fp32"],
+    box_atol: float | BoxTolerance = DEFAULT_BOX_ATOL["fp32"],
+    cutoff: float = 0.0,
 ) -> Comparison:
     """Match images by name (order and batch size do not matter) and compare each pair."""
+    box = box_atol if isinstance(box_atol, BoxTolerance) else BoxTolerance(generic=box_atol)
     got = {r.image: r for r in actual}
     want = {r.image: r for r in golden}
     mismatches: list[Mismatch] = []
@@ -277,7 +340,7 @@ def compare(
             mismatches.append(Mismatch(image=name, problems=("missing from the log",), actual=None, golden=g))
         elif g is None:
             mismatches.append(Mismatch(image=name, problems=("not in the golden file",), actual=a, golden=None))
-        elif problems := _compare_one(a, g, atol, box_atol):
+        elif problems := compare_one(a, g, atol, box, cutoff=cutoff):
             mismatches.append(Mismatch(image=name, problems=problems, actual=a, golden=g))
     return Comparison(atol=atol, images=len(want), mismatches=tuple(mismatches))
 
@@ -307,6 +370,7 @@ def format_golden(
     header: Sequence[str] = (),
     atol: float | None = None,
     box_atol: float | None = None,
+    tolerances: Sequence[tuple[str, float]] = (),
 ) -> str:
     """Golden file text: `#` comment header, optional tolerance lines, then result lines sorted by image."""
     out = [f"# {h}" for h in header]
@@ -314,6 +378,7 @@ def format_golden(
         out.append(f"# atol: {atol:g}")
     if box_atol is not None:
         out.append(f"# box_atol: {box_atol:g}")
+    out += [f"# {name}: {value:g}" for name, value in tolerances if name not in ("atol", "box_atol")]
     out += [r.line() for r in sorted(results, key=lambda r: r.image)]
     return "\n".join(out) + "\n"
 
@@ -387,16 +452,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.update:
             # Keep a tolerance the old file recorded (quantized models carry a looser one) unless overridden.
             atol, box_atol = args.atol, args.box_atol
+            kept: list[tuple[str, float]] = []
             if args.golden.is_file():
                 old = args.golden.read_text(encoding="utf-8", errors="replace")
                 atol = golden_atol(old) if atol is None else atol
                 box_atol = golden_box_atol(old) if box_atol is None else box_atol
+                kept = [(n, v) for n in TOLERANCE_HEADERS if (v := golden_header(old, n)) is not None]
             header = (
                 f"golden inference results: {args.golden.stem}, {len(actual)} images (written by --update)",
                 "regenerate: see test_tipc/docs/golden_results.md",
             )
             args.golden.parent.mkdir(parents=True, exist_ok=True)
-            args.golden.write_text(format_golden(actual, header=header, atol=atol, box_atol=box_atol), encoding="utf-8")
+            args.golden.write_text(format_golden(actual, header=header, atol=atol, box_atol=box_atol,
+                                                       tolerances=kept), encoding="utf-8")
             out.write(f"golden: wrote {len(actual)} results to {args.golden}\n")
             return 0
         golden_text = _read(args.golden, "golden file")
@@ -410,10 +478,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         box_atol = args.box_atol if args.box_atol is not None else golden_box_atol(golden_text)
         if box_atol is None:
             box_atol = DEFAULT_BOX_ATOL[args.precision]
+        box = BoxTolerance(generic=box_atol, centre=golden_header(golden_text, "centre_atol"),
+                           size=golden_header(golden_text, "size_atol"), angle=golden_header(golden_text, "angle_atol"))
+        cutoff = golden_header(golden_text, "score_cutoff") or 0.0
     except GoldenError as exc:
         out.write(f"golden: error: {exc}\n")
         return 2
-    result = compare(actual, golden, atol=atol, box_atol=box_atol)
+    ran = engine_precision(log_text)
+    if args.precision == "int8" and ran != "int8":
+        # The float program ignores --precision=int8: comparing its output with an int8 golden checks nothing int8.
+        out.write(f"golden: MISMATCH, not an int8 check: {args.log} ran in {ran or 'an unreported precision'} "
+                  f"(the log has no 'engine: precision=int8' line)\n")
+        return 1
+    result = compare(actual, golden, atol=atol, box_atol=box, cutoff=cutoff)
     out.write(render(result, log=str(args.log), golden=str(args.golden)))
     return 0 if result else 1
 

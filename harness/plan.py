@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 
+from harness.check_steps import add_checks
 from harness.collisions import check_collisions
 from harness.config import Layout, TipcConfig
 from harness.containment import check_plan_paths
@@ -53,7 +54,7 @@ def build_plan(config: TipcConfig, mode: str, options: PlanOptions = PlanOptions
                          "off, as the reference script reads them (Q9.14)")
     else:  # read one position off, the numeric roles hold other keys' values: the note above says so instead
         check_numbers(config, ctx.roles, quirks=options.quirks)
-    chains = build_chains(ctx)
+    chains = add_checks(config, mode, options.quirks, ctx.python, build_chains(ctx))
     plan = check_collisions(_plan(config, mode, flavor, options, ctx.model_name, chains, (how, *ctx.notes)),
                             repo_root=options.repo_root)
     check_plan_paths(plan, config)  # every path the harness writes stays in the output folder

@@ -19,6 +19,7 @@ class StepKind(enum.StrEnum):
     PADDLE2ONNX = "paddle2onnx"
     COMPARE = "compare"
     SETUP = "setup"  # a build/install command a reference script runs before training (PaddleDetection's ops)
+    CHECK = "check"  # a portable check of the run against itself (harness/check_steps.py)
 
 
 class Requirement(enum.StrEnum):

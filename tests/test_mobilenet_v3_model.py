@@ -23,10 +23,9 @@ EXPORT = MODEL / "tools" / "export_model.py"
 CHECK = MODEL / "tools" / "check_export.py"
 INFER = MODEL / "deploy" / "inference_python" / "infer.py"
 MAKE_DATA = REPO / "lite_data" / "make_cls_lite.py"
-GOLDENS = REPO / "test_tipc" / "results" / "mobilenet_v3_small"
 
-# The lite chain of test_tipc/configs/mobilenet_v3_small/train_infer_python.txt; the float model below is
-# trained with exactly these flags so that its inference must reproduce the committed golden.
+# The lite chain of test_tipc/configs/mobilenet_v3_small/train_infer_python.txt. Goldens are compared only for
+# the shipped checkpoint (tests/test_check_defects.py); a model trained here differs between CPU kinds.
 CONFIG_FLAGS = ("--scale=0.5", "--epochs=5", "--batch-size=8")
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("paddle") is None, reason="paddle is not importable")
@@ -192,15 +191,6 @@ def test_infer_prints_result_lines_and_benchmark(float_model: tuple[Path, str], 
         assert 0.0 <= r.scores[-1] and r.scores[0] <= 1.0
     for stage in ("preprocess", "inference", "postprocess"):
         assert re.search(rf"^ {stage}_time\(ms\): mean [0-9.]+ p50 [0-9.]+ p99 [0-9.]+ \(n=\d+\)$", proc.stdout, re.M)
-
-
-def test_infer_matches_committed_golden(float_model: tuple[Path, str], data: Path, tmp_path: Path) -> None:
-    """A fresh training run with the config's flags reproduces test_tipc/results/.../norm_train_fp32.txt."""
-    out, _ = float_model
-    log = tmp_path / "infer.log"
-    log.write_text(_infer(out, data / "demo").stdout)
-    gold = GOLDENS / "norm_train_fp32.txt"
-    assert golden.main(["--log", str(log), "--golden", str(gold), "--precision", "fp32"]) == 0
 
 
 def test_golden_check_fails_when_golden_is_perturbed(

@@ -152,18 +152,21 @@ def test_full_inference_grid_and_skip_rules() -> None:
     assert "infer_cpu_mkldnn_True_threads_1_precision_fp32_bs_1" in names
 
 
+WITH_WEIGHTS = ("infer_model:null\ninfer_export:null", "infer_model:./toy/model.pdparams\ninfer_export:tools/export.py")
+
+
 def test_golden_dir_adds_a_compare_step_after_each_inference(tmp_path: Path) -> None:
-    text = FULL.read_text() + "golden_dir:test_tipc/results/toy\n"
+    text = FULL.read_text().replace(*WITH_WEIGHTS) + "golden_dir:test_tipc/results/toy\n"
     config = tmp_path / "golden.txt"
     config.write_text(text)
-    chain = _plan(config).chains[0]
+    chain = _plan(config, "whole_infer").chains[0]
     infer = chain.step("infer_cpu_mkldnn_True_threads_1_precision_int8_bs_1")
     compare = chain.step("compare_infer_cpu_mkldnn_True_threads_1_precision_int8_bs_1")
     assert compare.kind is StepKind.COMPARE
     assert compare.needs == (infer.name,)
     assert compare.command.argv == (
         "python3", "-m", "harness.golden", "--log", infer.command.log_path,
-        "--golden", "test_tipc/results/toy/norm_train_int8.txt", "--precision", "int8",
+        "--golden", "test_tipc/results/toy/pretrained_int8.txt", "--precision", "int8",
     )
 
 
@@ -319,26 +322,15 @@ def test_paddle3d_whole_infer_exports_next_to_the_weights() -> None:
     assert all("--model_file=./toy3d" in s.command.argv for s in steps[1:])
 
 
-def test_goldens_are_compared_only_for_modes_they_describe(tmp_path: Path) -> None:
+def test_goldens_are_compared_only_for_fixed_weights(tmp_path: Path) -> None:
+    """Only whole_infer exports fixed (shipped) weights; every other mode trains, so it has no compare step."""
     config = tmp_path / "golden.txt"
-    config.write_text(FULL.read_text() + "golden_dir:test_tipc/results/toy\n")
+    config.write_text(FULL.read_text().replace(*WITH_WEIGHTS) + "golden_dir:test_tipc/results/toy\n")
     kinds = {mode: {s.kind for s in _plan(config, mode).steps} for mode in
              ("lite_train_lite_infer", "lite_train_whole_infer", "whole_train_whole_infer", "klquant_whole_infer")}
-    assert StepKind.COMPARE in kinds["lite_train_lite_infer"]
-    assert StepKind.COMPARE in kinds["lite_train_whole_infer"]
-    assert StepKind.COMPARE not in kinds["whole_train_whole_infer"]
-    klquant = [s for s in _plan(config, "klquant_whole_infer").steps if s.kind is StepKind.COMPARE]
-    assert klquant and all("_train_klquant_" in " ".join(s.command.argv) for s in klquant)
-    assert any("test_tipc/results/toy/norm_train_klquant_int8.txt" in s.command.argv for s in klquant)
-
-
-def test_compare_steps_only_follow_cpu_training(tmp_path: Path) -> None:
-    config = tmp_path / "golden.txt"
-    config.write_text(FULL.read_text() + "golden_dir:test_tipc/results/toy\n")
-    plan = _plan(config)
-    for chain in plan.chains:
-        has_compare = any(s.kind is StepKind.COMPARE for s in chain.steps)
-        assert has_compare is ("_gpus_-1_" in chain.id), chain.id
+    assert all(StepKind.COMPARE not in k for k in kinds.values()), kinds
+    whole = [s for s in _plan(config, "whole_infer").steps if s.kind is StepKind.COMPARE]
+    assert whole and all("/pretrained_" in " ".join(s.command.argv) for s in whole)
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/tipc-conformance is not beside this checkout")

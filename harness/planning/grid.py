@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from harness.check_steps import GOLDEN_MODES, golden_label, skips_cpu_row
 from harness.flavors import GpuSkip
 from harness.planning.context import Env, PlanContext, param, safe_name
 from harness.planning.roles import Piece
@@ -76,7 +77,7 @@ class Grid:
         self.steps.append(ctx.step(unique, StepKind.INFER, argv, log, env, (target.needs,), all_requires,
                                    self.line, step_tags))
         if self.golden_dir:
-            label = f"{target.trainer}_klquant" if ctx.mode == "klquant_whole_infer" else target.trainer
+            label = golden_label(ctx.mode, target.trainer)
             golden = f"{self.golden_dir}/{label}_{precision}.txt"
             compare = (ctx.python, "-m", "harness.golden", "--log", log, "--golden", golden, "--precision", precision)
             self.steps.append(ctx.step(f"compare_{unique}", StepKind.COMPARE, compare,
@@ -87,11 +88,10 @@ class Grid:
 def golden_dir(ctx: PlanContext) -> str:
     """Where compare steps find goldens; none in quirks mode and none for modes goldens do not cover.
 
-    Goldens describe the lite training schedule, so they are compared for the lite modes and for
-    klquant_whole_infer (whose goldens are named <trainer>_klquant_<precision>); whole-data training
-    gives other weights, so those modes get no compare step.
+    Goldens describe fixed weights, so only whole_infer (the shipped checkpoints) compares with them; chains
+    that train get portable checks instead (harness/check_steps.py).
     """
-    if ctx.quirks or ctx.mode not in ("lite_train_lite_infer", "lite_train_whole_infer", "klquant_whole_infer"):
+    if ctx.quirks or ctx.mode not in GOLDEN_MODES:
         return ""
     for entry in ctx.config.section("harness_params"):
         if entry.key == "golden_dir" and entry.value not in ("", "null"):
@@ -158,6 +158,8 @@ def _cpu_grid(grid: Grid, use_gpu: str) -> None:
             for batch in r.infer_batch.items or ("",):
                 for precision in precisions:
                     prec = _precision_name(precision)
+                    if not ctx.quirks and skips_cpu_row(ctx.config, prec, grid.target.quant, grid.target.trainer):
+                        continue  # an int8 row on a float program would be an fp32 row named int8
                     if not ctx.quirks and flavor.cpu_precision_flag and (
                         prec == "fp16" or (prec == "int8" and mkldnn == "False")
                     ):

@@ -12,6 +12,7 @@ import yaml
 from models.common.errors import UserError
 
 __all__ = [
+    "bool_flag",
     "Config",
     "ConfigError",
     "load_config",
@@ -39,6 +40,16 @@ def str2bool(text: str | bool) -> bool:
         return False
     msg = f"expected True or False, got {text!r}"
     raise ValueError(msg)
+
+
+def bool_flag(text: str) -> bool:
+    """`str2bool` as an argparse `type=`: a bad value is an argparse usage error (exit 2), not a traceback."""
+    import argparse
+
+    try:
+        return str2bool(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def merge_tree(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

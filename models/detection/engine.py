@@ -17,6 +17,7 @@ import yaml
 
 from models.common.config import Config, ConfigError
 from models.common.errors import DataError
+from models.common.quant import pact_qat_config
 from models.detection.data import CocoSet, batches, encode_targets, load_coco, load_image, preprocess
 from models.detection.metrics import coco_detections, coco_map
 from models.detection.model import PicoDetLite, build_model
@@ -136,18 +137,8 @@ class _Quantizer:
     def __init__(self, cfg: Config) -> None:
         from paddleslim.dygraph.quant import QAT  # imported only for quantized runs: it is slow to import
 
-        config = {
-            "weight_preprocess_type": None,
-            "activation_preprocess_type": "PACT",
-            "weight_quantize_type": "channel_wise_abs_max",
-            "activation_quantize_type": "moving_average_abs_max",
-            "weight_bits": int(cfg["Slim.weight_bits"]),
-            "activation_bits": int(cfg["Slim.activation_bits"]),
-            "dtype": "int8",
-            "window_size": 10000,
-            "moving_rate": 0.9,
-            "quantizable_layer_type": ["Conv2D", "Linear"],
-        }
+        config = pact_qat_config(weight_bits=int(cfg["Slim.weight_bits"]),
+                                 activation_bits=int(cfg["Slim.activation_bits"]))
         self.qat = QAT(config=config)
 
     def quantize(self, model: paddle.nn.Layer) -> None:
@@ -420,6 +411,13 @@ def export_task(cfg: Config, args: Namespace) -> int:
     prefix = str(out_dir / "inference")
     if quantizer is not None:
         quantizer.save(model, prefix, spec)
+        from models.common.inference import quant_op_count
+
+        program = next(p for p in (Path(prefix + ".pdmodel"), Path(prefix + ".json")) if p.is_file())
+        ops = quant_op_count(program)
+        if ops == 0:  # the metadata says PACT; the program itself must hold the quantize ops
+            raise ConfigError(cfg.path, f"PACT export wrote {program} without any quantize/dequantize op")
+        LOG.info("PACT export: %d quantize/dequantize ops in %s", ops, program.name)
     else:
         # The legacy program format (.pdmodel), not PIR (.json): paddle.static.quantization's post-training
         # quantization (quant_post_static.py) can only read that format; Paddle Inference and paddle2onnx read both.

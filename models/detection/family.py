@@ -86,6 +86,12 @@ def _export(cfg: Config, args: Namespace) -> int:
     return export_task(cfg, args)
 
 
+def _forward(cfg: Config, args: Namespace) -> int:
+    from models.detection.forward import forward_task
+
+    return forward_task(cfg, args)
+
+
 def _quant_post_static(cfg: Config, args: Namespace) -> int:
     from models.detection.deploy.ptq import quant_post_static_task
 
@@ -97,6 +103,7 @@ FAMILY = register(
         name="detection",
         architectures=ARCHITECTURES,
         defaults=defaults,
-        tasks={"train": _train, "eval": _eval, "export": _export, "quant_post_static": _quant_post_static},
+        tasks={"train": _train, "eval": _eval, "export": _export, "forward": _forward,
+               "quant_post_static": _quant_post_static},
     )
 )

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parents[2]))  # the repository root, for models.common
+
+from models.common.quant import pact_qat_config  # noqa: E402
 
 if TYPE_CHECKING:
     import paddle
@@ -18,7 +23,6 @@ __all__ = [
     "build_model",
     "default_device",
     "make_qat",
-    "pin_cpu_numerics",
     "read_meta",
     "sidecar_path",
     "write_meta",
@@ -26,37 +30,8 @@ __all__ = [
 
 MODELS = ("mobilenet_v3_small", "mobilenet_v3_large")
 
-# The TIPC tutorial's PACT recipe: PACT clipping in front of every activation quantizer, per-channel abs-max
-# weights, moving-average abs-max activations, 8 bit both.
-PACT_CONFIG: dict[str, Any] = {
-    "weight_preprocess_type": None,
-    "activation_preprocess_type": "PACT",
-    "weight_quantize_type": "channel_wise_abs_max",
-    "activation_quantize_type": "moving_average_abs_max",
-    "weight_bits": 8,
-    "activation_bits": 8,
-    "dtype": "int8",
-    "window_size": 10000,
-    "moving_rate": 0.9,
-    "quantizable_layer_type": ["Conv2D", "Linear"],
-}
-
-
-def pin_cpu_numerics(threads: int = 1) -> None:
-    """Make CPU training give the same weights on every x86 machine for a fixed seed.
-
-    A lite schedule is chaotic. Measured on the reference machine (PACT, 5 epochs): 2 threads instead of 1
-    change the trained weights by up to 23; letting MKL pick its AVX2 kernels instead of its AVX-512 ones
-    changes them by up to 8 and val top-1 by 15 points. So, before paddle is imported (MKL and OpenMP read
-    these once):
-    - OMP_NUM_THREADS / MKL_NUM_THREADS = `threads` (train.py --cpu-threads, default 1), overriding the
-      environment: a CI runner's global thread setting must not silently change the golden model;
-    - MKL_CBWR=COMPATIBLE (MKL's conditional numerical reproducibility: one code path on every x86 CPU),
-      unless MKL_CBWR is already set, which only someone who knows MKL does.
-    """
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["MKL_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
+# The TIPC tutorial's PACT recipe, shared with the detector (models/common/quant.py).
+PACT_CONFIG: dict[str, Any] = pact_qat_config()
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,4 +99,4 @@ def make_qat() -> Any:
     """A paddleslim QAT object with the PACT recipe (imported lazily: paddleslim takes ~1.5 s to import)."""
     from paddleslim import QAT
 
-    return QAT(config=dict(PACT_CONFIG))
+    return QAT(config=pact_qat_config())

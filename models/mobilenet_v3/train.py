@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if str(Path(__file__).resolve().parents[2]) not in sys.path:
+    sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # the repository root, for models.common
 
 from modeling import (  # noqa: E402  (the path insert above makes the sibling modules importable)
     MODELS,
@@ -21,10 +23,11 @@ from modeling import (  # noqa: E402  (the path insert above makes the sibling m
     build_model,
     default_device,
     make_qat,
-    pin_cpu_numerics,
     read_meta,
     write_meta,
 )
+
+from models.common.numerics import pin_numerics  # noqa: E402
 
 
 def _early_cpu_threads(argv: Sequence[str]) -> int:
@@ -35,7 +38,7 @@ def _early_cpu_threads(argv: Sequence[str]) -> int:
     return max(int(known.cpu_threads), 1)
 
 
-pin_cpu_numerics(_early_cpu_threads(sys.argv[1:]))
+pin_numerics(_early_cpu_threads(sys.argv[1:]))
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402

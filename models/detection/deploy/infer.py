@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.dispatch import EXIT_USAGE, setup_logging  # noqa: E402
 from models.common.errors import DataError, UserError  # noqa: E402
+from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 from models.detection.data import load_coco  # noqa: E402
 from models.detection.deploy.predictor import (  # noqa: E402
     PaddlePredictor,
@@ -31,11 +32,7 @@ __all__ = ["build_parser", "main"]
 LOG = logging.getLogger("models")
 
 
-def _bool(text: str) -> bool:
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
     )
+    quant_ops = quant_op_count(model.model_file)
+    ran = effective_precision(args.precision, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
+                              use_trt=args.use_tensorrt, quant_ops=quant_ops)
+    print(engine_line(requested=args.precision, effective=ran, quant_ops=quant_ops,
+                      backend=f"paddle-inference {'gpu' if args.use_gpu else 'cpu'}"), flush=True)
     top_k = int(model.info.get("print_top_k", 3)) if args.top_k is None else args.top_k
     LOG.info(
         "model=%s (quant=%s) images=%d gpu=%s mkldnn=%s threads=%d batch=%d precision=%s trt=%s",

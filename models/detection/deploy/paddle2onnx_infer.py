@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.dispatch import EXIT_USAGE, setup_logging  # noqa: E402
 from models.common.errors import DataError, UserError  # noqa: E402
 from models.detection.deploy.predictor import (  # noqa: E402
@@ -31,11 +31,7 @@ LOG = logging.getLogger("models")
 EXIT_MISMATCH = 1
 
 
-def _bool(text: str) -> bool:
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def build_parser() -> argparse.ArgumentParser:

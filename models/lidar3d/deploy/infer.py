@@ -17,8 +17,9 @@ from models.lidar3d.runtime import pin_numerics, resolve_path  # noqa: E402
 
 pin_numerics()
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
+from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 from models.lidar3d.data import ensure_lite_data  # noqa: E402
 from models.lidar3d.inference import (  # noqa: E402
     Timer,
@@ -36,11 +37,7 @@ __all__ = ["build_parser", "main"]
 DEFAULT_DATA = "lite_data/kitti_lite/demo"
 
 
-def _bool(text: str) -> bool:
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def build_parser(description: str | None) -> argparse.ArgumentParser:
@@ -99,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        cpu_threads=args.cpu_threads, use_trt=args.use_trt, precision=precision)
         backend = "int8-engine" if engine is not None else f"paddle-inference {'gpu' if args.use_gpu else 'cpu'}"
         sys.stdout.write(f"backend: {backend} precision={precision} quantized_model={info.quantized}\n")
+        quant_ops = quant_op_count(program)
+        if engine is not None:
+            ran = "int8"  # the integer engine computes in int8 whatever the program holds
+        else:
+            ran = effective_precision(precision, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
+                                      use_trt=args.use_trt, quant_ops=quant_ops)
+        sys.stdout.write(engine_line(requested=precision, effective=ran, quant_ops=quant_ops, backend=backend) + "\n")
         timer = Timer()
         frames = 0
         timer.start()

@@ -13,7 +13,7 @@ from models.lidar3d.runtime import pin_numerics, resolve_path  # noqa: E402
 
 pin_numerics()
 
-from models.common.config import str2bool  # noqa: E402
+from models.common.config import bool_flag  # noqa: E402
 from models.common.dispatch import setup_logging  # noqa: E402
 from models.common.errors import UserError  # noqa: E402
 
@@ -22,12 +22,7 @@ __all__ = ["EXIT_USAGE", "config_parser", "existing", "run_main", "str_bool"]
 EXIT_USAGE = 2
 
 
-def str_bool(text: str) -> bool:
-    """argparse type for TIPC's True/False strings."""
-    try:
-        return str2bool(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+str_bool = bool_flag  # the one shared TIPC True/False flag type
 
 
 def config_parser(description: str | None) -> argparse.ArgumentParser:

@@ -11,9 +11,14 @@ from pathlib import Path
 
 MODEL_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(MODEL_ROOT))
+if str(MODEL_ROOT.parents[1]) not in sys.path:
+    sys.path.insert(1, str(MODEL_ROOT.parents[1]))  # the repository root, for models.common
 
 import numpy as np  # noqa: E402
 from presets import list_images, load_image, preprocess  # noqa: E402
+
+from models.common.config import bool_flag  # noqa: E402
+from models.common.inference import effective_precision, engine_line, quant_op_count  # noqa: E402
 
 __all__ = ["InferenceEngine", "Timings", "format_result", "get_args_parser", "main", "str2bool"]
 
@@ -21,15 +26,7 @@ __all__ = ["InferenceEngine", "Timings", "format_result", "get_args_parser", "ma
 DEFAULT_IMAGES = "./lite_data/cls_digits/demo"
 
 
-def str2bool(text: str) -> bool:
-    """TIPC passes booleans as `--flag=True/False` strings."""
-    value = text.strip().lower()
-    if value in ("true", "1", "yes", "y", "on"):
-        return True
-    if value in ("false", "0", "no", "n", "off", "none", "null"):
-        return False
-    msg = f"expected True or False, got {text!r}"
-    raise argparse.ArgumentTypeError(msg)
+str2bool = bool_flag  # the one shared TIPC True/False flag type (models/common/config.py)
 
 
 def format_result(name: str, class_ids: Sequence[int], scores: Sequence[float]) -> str:
@@ -159,6 +156,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"infer: error: {exc}", file=sys.stderr, flush=True)
         return 2
     device = "gpu" if args.use_gpu else "cpu"
+    quant_ops = quant_op_count(engine.model_file)
+    ran = effective_precision(args.precision, use_gpu=args.use_gpu, use_mkldnn=args.use_mkldnn,
+                              use_trt=args.use_tensorrt, quant_ops=quant_ops)
+    print(engine_line(requested=args.precision, effective=ran, quant_ops=quant_ops,
+                      backend=f"paddle-inference {device}"), flush=True)
     print(
         f"infer: model={engine.model_file} device={device} use_mkldnn={args.use_mkldnn} "
         f"cpu_threads={args.cpu_threads} batch_size={args.batch_size} precision={args.precision} "
