@@ -69,7 +69,7 @@ PROPERTY_NAMES: Final = (
     "attempts",
 )
 # Grid columns, in chain order; kinds the plan may add later are appended after these.
-KIND_ORDER: Final = ("prepare", "train", "eval", "export", "kl_quant", "infer", "compare")
+KIND_ORDER: Final = ("prepare", "setup", "train", "eval", "export", "kl_quant", "paddle2onnx", "infer", "compare", "check")
 # "flaky": failed, then passed on a re-run (--tipc-reruns); counted apart from plain passes everywhere.
 STATUSES: Final = ("passed", "flaky", "failed", "timeout", "error", "skipped")
 FAILING: Final = frozenset({"failed", "timeout", "error"})

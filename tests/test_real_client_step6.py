@@ -15,6 +15,7 @@ must then write exactly those lines. About 6 real chains in all.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -214,6 +215,8 @@ def _normalised(command: str) -> str:
     command = command.removeprefix("env CUDA_VISIBLE_DEVICES='' ")
     command = command.replace(" --img-path=./images/demo.jpg", "").replace("./test_tipc/", "test_tipc/")
     command = command.replace("_nodes_1.log", "_nodes_1")
+    # Under pytest, configs sharing a model_name each write under test_tipc/output/_configs/<dir>/<config>/.
+    command = re.sub(r"test_tipc/output/_configs/[^/ ]+/[^/ ]+/", "test_tipc/output/", command)
     return " ".join(command.split())
 
 
@@ -270,7 +273,12 @@ def test_pytest_with_the_auto_loaded_plugin(client: Client, reference_lines: dic
                       timeout=3 * CHAIN_TIMEOUT_S)
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     assert "12 passed" in done.stdout
-    lines = client.results()
+    # The three configs share model_name mobilenet_v3_small, so under pytest each writes its own folder
+    # (test_tipc/output/_configs/<dir>/<config>/...): no worker overwrites another config's logs.
+    folders = sorted((client.root / "test_tipc" / "output" / "_configs" / "mobilenet_v3_small_cpu").iterdir())
+    assert [folder.name for folder in folders] == sorted(CONFIGS)
+    lines = [line for folder in folders
+             for line in (folder / "mobilenet_v3_small" / MODE / "results_python.log").read_text().splitlines()]
     assert len(lines) == 12
     for name in CONFIGS:
         _assert_four_successes([line for line in lines if f"/{TRAINERS[name]}_gpus_-1_" in line], reference_lines[name])
