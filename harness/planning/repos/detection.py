@@ -8,8 +8,9 @@ Its train command carries fixed words (``LearningRate.base_lr=0.0001 log_iter=1`
 from __future__ import annotations
 
 from harness.planning.context import PlanContext, param
-from harness.planning.grid import Grid, InferTarget, golden_dir
-from harness.planning.repos.common import TrainJob, dispatch_trainer, model_chain, set_param, train_jobs
+from harness.planning.grid import InferTarget
+from harness.planning.repos.common import (TrainJob, dispatch_trainer, inference_grid, logs_dir, model_chain, set_param,
+                                           train_jobs)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -110,17 +111,13 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
     steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
                           placement.step_env, ("train",), placement.requires, export.line, tags))
     target = InferTarget(model_dir=f"{job.save_log}/{ctx.model_name}", image_dir=r.train_infer_img.value,
-                         quant=quant, gpu=placement.gpu, needs="export", log_dir=_log_dir(ctx, job.stem),
+                         quant=quant, gpu=placement.gpu, needs="export", log_dir=logs_dir(ctx, job.stem),
                          env=placement.step_env, chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
     if r.infer_use_gpu.items:
         state["use_gpu"] = r.infer_use_gpu.items[-1]  # Q9.19: left over from the inference loop
     return steps
-
-
-def _log_dir(ctx: PlanContext, stem: str) -> str:
-    return ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{stem}"  # beside the chain folder (collisions.py)
 
 
 def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
@@ -151,7 +148,7 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
                                   f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), export.line, (infer_mode,)))
         target = InferTarget(model_dir=f"{r.save_infer.value}/{ctx.model_name}", image_dir=r.infer_img.value,
                              quant=flag == "True", gpu="{gpu}", needs=steps[-1].name if steps else "",
-                             log_dir=_log_dir(ctx, chain_id), env=(), chain_requires=(), trainer=infer_mode,
+                             log_dir=logs_dir(ctx, chain_id), env=(), chain_requires=(), trainer=infer_mode,
                              tags=(infer_mode,))
         steps.extend(_inference(ctx, target, flag))
         out.append(model_chain(ctx, chain_id, steps))
@@ -165,12 +162,10 @@ def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
     skips nothing.
     """
     r = ctx.roles
-    script = r.inference.piece
-    if script.text in ("", "null"):
+    grid = inference_grid(ctx, target, model=target.model_dir)
+    if grid is None:
         return []
-    grid = Grid(ctx=ctx, target=target, script=script, model=set_param(r.infer_model_key, target.model_dir),
-                image=set_param(r.infer_img, target.image_dir), bench=set_param(r.benchmark, r.benchmark.value),
-                line=r.inference.line, golden_dir=golden_dir(ctx) if target.compare else "")
+    script = grid.script
     extra = set_param(r.infer_param1, r.infer_param1.value)
     for use_gpu in r.infer_use_gpu.items:
         if use_gpu in ("False", "cpu"):

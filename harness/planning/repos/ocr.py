@@ -8,8 +8,9 @@ precision on CPU, and keeps quantized models off TensorRT-less int8 only.
 from __future__ import annotations
 
 from harness.planning.context import PlanContext
-from harness.planning.grid import Grid, InferTarget, golden_dir
-from harness.planning.repos.common import TrainJob, model_chain, set_param, train_jobs
+from harness.planning.grid import InferTarget
+from harness.planning.repos.common import (TrainJob, export_step, inference_grid, model_chain, set_param, train_jobs,
+                                           train_use_gpu)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -44,8 +45,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
     if train.value == "null":
         return None
     placement = job.placement
-    use_gpu_values = r.use_gpu_train.items
-    use_gpu = set_param(r.use_gpu_train, use_gpu_values[job.position] if job.position < len(use_gpu_values) else "")
+    use_gpu = train_use_gpu(ctx, job)
     epoch = set_param(r.epoch, ctx.mode_value(r.epoch))
     pretrain = set_param(r.pretrain, r.pretrain.value)
     script = Piece(f"{train.value}  {to_static}" if to_static else train.value, train.line)
@@ -65,10 +65,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
                               ("train",), placement.requires, r.eval.line, tags))
     if export.value in ("null", ""):
         return steps
-    argv = (ctx.python, *ctx.words([export.piece, set_param(r.export_weight, weights),
-                                    set_param(r.save_infer, job.save_log)]))
-    steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
-                          placement.step_env, ("train",), placement.requires, export.line, tags))
+    steps.append(export_step(ctx, job, export, weights, tags))
     model_dir = job.save_log
     if r.inference_dir.value not in ("null", "##"):
         model_dir = f"{job.save_log}/{r.inference_dir.value}"
@@ -111,12 +108,10 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
 def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
     """CPU: mkldnn x threads x batch x precision; GPU: trt x precision x batch, with the script's skips."""
     r = ctx.roles
-    script = r.inference.piece
-    if script.text in ("", "null"):
+    grid = inference_grid(ctx, target, model=target.model_dir)
+    if grid is None:
         return []
-    grid = Grid(ctx=ctx, target=target, script=script, model=set_param(r.infer_model_key, target.model_dir),
-                image=set_param(r.infer_img, target.image_dir), bench=set_param(r.benchmark, r.benchmark.value),
-                line=r.inference.line, golden_dir=golden_dir(ctx) if target.compare else "")
+    script = grid.script
     extra = set_param(r.infer_param1, r.infer_param1.value)
     for use_gpu in r.infer_use_gpu.items:
         if use_gpu in ("False", "cpu"):

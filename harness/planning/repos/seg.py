@@ -7,35 +7,23 @@ over precision with skip rules and names a results folder in ``infer_key1``.
 
 from __future__ import annotations
 
-import posixpath
-
 from harness.planning.context import PlanContext
-from harness.planning.grid import Grid, InferTarget, golden_dir
-from harness.planning.repos.common import TrainJob, model_chain, set_param, train_jobs
+from harness.planning.grid import InferTarget
+from harness.planning.repos.common import (TrainJob, bash_dirname, export_step, inference_grid, logs_dir, set_param,
+                                           train_jobs, train_use_gpu, whole_infer_list)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
-__all__ = ["bash_dirname", "chains"]
+__all__ = ["bash_dirname", "chains"]  # bash_dirname lives in common; re-exported for old importers
 
 _AMP_WORDS = "Global.use_amp=True Global.scale_loss=1024.0 Global.use_dynamic_loss_scaling=True"
 
 
 def chains(ctx: PlanContext) -> tuple[Chain, ...]:
     if ctx.mode in ("whole_infer", "klquant_whole_infer"):
-        return _whole_infer(ctx)
+        return whole_infer_list(ctx, gpu="0", inference=_inference)
     state = {"norm_pretrain": ""}
     return train_jobs(ctx, lambda job: _train_steps(ctx, job, state))
-
-
-def bash_dirname(path: str) -> str:
-    """``dirname`` as coreutils computes it (``x`` -> ``.``, ``a/b/`` -> ``a``)."""
-    stripped = path.rstrip("/")
-    if not stripped:
-        return "/" if path else "."
-    head = posixpath.dirname(stripped).rstrip("/")
-    if head:
-        return head
-    return "/" if stripped.startswith("/") else "."
 
 
 def _trainer_lines(ctx: PlanContext, trainer: str) -> tuple[Role, Role, bool, str]:
@@ -57,8 +45,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
     if train.value == "null":
         return None
     placement = job.placement
-    use_gpu_values = r.use_gpu_train.items
-    use_gpu = set_param(r.use_gpu_train, use_gpu_values[job.position] if job.position < len(use_gpu_values) else "")
+    use_gpu = train_use_gpu(ctx, job)
     epoch = ctx.mode_value(r.epoch)
     pretrain = set_param(r.pretrain, r.pretrain.value)
     if job.trainer in (r.pact_train.key, r.fpgm_train.key) and placement.nodes <= 1:
@@ -91,53 +78,17 @@ def _train_steps(ctx: PlanContext, job: TrainJob, state: dict[str, str]) -> list
                               ("train",), placement.requires, r.eval.line, tags))
     if export.value in ("null", ""):
         return steps
-    argv = (ctx.python, *ctx.words([export.piece, set_param(r.export_weight, weights),
-                                    set_param(r.save_infer, job.save_log)]))
-    steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
-                          placement.step_env, ("train",), placement.requires, export.line, tags))
+    steps.append(export_step(ctx, job, export, weights, tags))
     model_dir = job.save_log
     if r.inference_dir.value not in ("null", "##") and (ctx.quirks or r.inference_dir.value):
         # Q9.8: cfg:36 is the infer_params header, whose empty value gives "<save_log>/"; fixed: <save_log>
         model_dir = f"{job.save_log}/{r.inference_dir.value}"
     target = InferTarget(model_dir=model_dir, image_dir=r.train_infer_img.value, quant=quant, gpu=placement.gpu,
-                         needs="export", log_dir=_log_dir(ctx, job.stem), env=placement.step_env,
+                         needs="export", log_dir=logs_dir(ctx, job.stem), env=placement.step_env,
                          chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
     return steps
-
-
-def _log_dir(ctx: PlanContext, stem: str) -> str:
-    return ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{stem}"  # beside the chain folder (collisions.py)
-
-
-def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
-    """cfg:37 infer_model list with the matching cfg:38 export and cfg:39 quant flag."""
-    r = ctx.roles
-    exports = r.infer_export.items
-    flags = r.infer_quant.items
-    out: list[Chain] = []
-    for count, infer_model in enumerate(r.infer_model.items):
-        export = exports[count] if count < len(exports) else ""
-        chain_id = "whole_infer" if len(r.infer_model.items) == 1 else f"whole_infer_{count}"
-        steps: list[Step] = []
-        model_dir = infer_model
-        if export not in ("null", ""):
-            model_dir = bash_dirname(infer_model)
-            pieces: list[Piece | str] = [Piece(export, r.infer_export.line), set_param(r.export_weight, infer_model),
-                                         set_param(r.save_infer, model_dir)]
-            steps.append(ctx.step("export", StepKind.EXPORT, (ctx.python, *ctx.words(pieces)),
-                                  f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), r.infer_export.line,
-                                  ("norm_train",)))
-        flag = flags[count] if count < len(flags) else ""
-        if not ctx.quirks and flag not in ("True", "False"):
-            flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
-        target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=flag == "True", gpu="0",
-                             needs=steps[-1].name if steps else "", log_dir=_log_dir(ctx, chain_id), env=(),
-                             chain_requires=(), trainer="norm_train", tags=("norm_train",))
-        steps.extend(_inference(ctx, target, flag))
-        out.append(model_chain(ctx, chain_id, steps))
-    return tuple(out)
 
 
 def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
@@ -146,13 +97,10 @@ def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
     ``flag`` is the quant flag as the script tests it ("True", "False", or another word that skips nothing).
     """
     r = ctx.roles
-    script = r.inference.piece
-    if script.text in ("", "null"):
+    grid = inference_grid(ctx, target, model=f"{target.model_dir}/deploy.yaml")
+    if grid is None:
         return []
-    grid = Grid(ctx=ctx, target=target, script=script,
-                model=set_param(r.infer_model_key, f"{target.model_dir}/deploy.yaml"),
-                image=set_param(r.infer_img, target.image_dir), bench=set_param(r.benchmark, r.benchmark.value),
-                line=r.inference.line, golden_dir=golden_dir(ctx) if target.compare else "")
+    script = grid.script
     extra2 = set_param(r.infer_param2, r.infer_param2.value)
     results = ctx.out if ctx.quirks else target.log_dir
     for use_gpu in r.infer_use_gpu.items:

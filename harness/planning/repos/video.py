@@ -9,9 +9,9 @@ per-mode parsing), launches with ``-B -m paddle.distributed.launch --devices=``,
 from __future__ import annotations
 
 from harness.planning.context import PlanContext
-from harness.planning.grid import Grid, InferTarget, golden_dir
-from harness.planning.repos.common import TrainJob, model_chain, set_param, train_jobs
-from harness.planning.repos.seg import bash_dirname
+from harness.planning.grid import InferTarget
+from harness.planning.repos.common import (TrainJob, export_step, inference_grid, logs_dir, set_param, train_jobs,
+                                           train_use_gpu, whole_infer_list)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -20,7 +20,7 @@ __all__ = ["chains"]
 
 def chains(ctx: PlanContext) -> tuple[Chain, ...]:
     if ctx.mode in ("whole_infer", "klquant_whole_infer"):
-        return _whole_infer(ctx)
+        return whole_infer_list(ctx, gpu="", inference=_inference)  # as PaddleSeg, but no gpu id
     return train_jobs(ctx, lambda job: _train_steps(ctx, job))
 
 
@@ -52,8 +52,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
     script = train.value + (f"  {to_static}" if to_static else "")
     if ctx.mode != "benchmark_train" and not whole_train:
         script += " --max_iters=30"
-    use_gpu_values = r.use_gpu_train.items
-    use_gpu = set_param(r.use_gpu_train, use_gpu_values[job.position] if job.position < len(use_gpu_values) else "")
+    use_gpu = train_use_gpu(ctx, job)
     pretrain = set_param(r.pretrain, r.pretrain.value)
     if job.trainer in (r.pact_train.key, r.fpgm_train.key) and placement.nodes <= 1:
         pretrain = ""  # Q9.3: the norm weights it means to load are never recorded (a broken `[ [..] ]` test)
@@ -83,58 +82,22 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
                               placement.requires, r.eval.line, tags))
     if export.value in ("null", ""):
         return steps
-    argv = (ctx.python, *ctx.words([export.piece, set_param(r.export_weight, weights),
-                                    set_param(r.save_infer, job.save_log)]))
-    steps.append(ctx.step("export", StepKind.EXPORT, argv, f"{ctx.out_rel}/{job.stem}_export.log",
-                          placement.step_env, ("train",), placement.requires, export.line, tags))
+    steps.append(export_step(ctx, job, export, weights, tags))
     target = InferTarget(model_dir=job.save_log, image_dir=r.infer_img.value, quant=quant, gpu=placement.gpu,
-                         needs="export", log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{job.stem}",
+                         needs="export", log_dir=logs_dir(ctx, job.stem),
                          env=placement.step_env, chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
     return steps
 
 
-def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
-    """cfg:37 infer_model list with the matching cfg:38 export and cfg:39 quant flag (as PaddleSeg)."""
-    r = ctx.roles
-    exports = r.infer_export.items
-    flags = r.infer_quant.items
-    out: list[Chain] = []
-    for count, infer_model in enumerate(r.infer_model.items):
-        export = exports[count] if count < len(exports) else ""
-        chain_id = "whole_infer" if len(r.infer_model.items) == 1 else f"whole_infer_{count}"
-        steps: list[Step] = []
-        model_dir = infer_model
-        if export not in ("null", ""):
-            model_dir = bash_dirname(infer_model)
-            pieces: list[Piece | str] = [Piece(export, r.infer_export.line), set_param(r.export_weight, infer_model),
-                                         set_param(r.save_infer, model_dir)]
-            steps.append(ctx.step("export", StepKind.EXPORT, (ctx.python, *ctx.words(pieces)),
-                                  f"{ctx.out_rel}/{chain_id}_export.log", (), (), (), r.infer_export.line,
-                                  ("norm_train",)))
-        flag = flags[count] if count < len(flags) else ""
-        if not ctx.quirks and flag not in ("True", "False"):
-            flag = "False"  # Q9.6: a missing quant entry skips nothing in the script; fixed: not quantized
-        target = InferTarget(model_dir=model_dir, image_dir=r.infer_img.value, quant=flag == "True", gpu="",
-                             needs=steps[-1].name if steps else "",
-                             log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/logs/{chain_id}", env=(),
-                             chain_requires=(), trainer="norm_train", tags=("norm_train",))
-        steps.extend(_inference(ctx, target, flag))
-        out.append(model_chain(ctx, chain_id, steps))
-    return tuple(out)
-
-
 def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
     """CPU: mkldnn x threads x batch x precision; GPU: trt x precision x batch (PaddleSeg's skips, no fp32 rule)."""
     r = ctx.roles
-    script = r.inference.piece
-    if script.text in ("", "null"):
+    grid = inference_grid(ctx, target, model=f"{target.model_dir}/{r.infer_model_key.value}")
+    if grid is None:
         return []
-    grid = Grid(ctx=ctx, target=target, script=script,
-                model=set_param(r.infer_model_key, f"{target.model_dir}/{r.infer_model_key.value}"),
-                image=set_param(r.infer_img, target.image_dir), bench=set_param(r.benchmark, r.benchmark.value),
-                line=r.inference.line, golden_dir=golden_dir(ctx) if target.compare else "")
+    script = grid.script
     params = set_param(r.infer_param1, f"{target.model_dir}/{r.infer_param1.value}")
     for use_gpu in r.infer_use_gpu.items:
         if use_gpu in ("False", "cpu"):
