@@ -10,10 +10,10 @@ from harness.planning.context import PlanContext, param, safe_name
 from harness.planning.grid import Grid, InferTarget, golden_dir
 from harness.planning.placement import Placement, place
 from harness.planning.roles import Piece, Role
-from harness.steps import Chain, Step, StepKind
+from harness.steps import Chain, Requirement, Step, StepKind
 
 __all__ = ["TrainJob", "bash_dirname", "dispatch_trainer", "export_step", "inference_grid", "logs_dir", "model_chain",
-           "train_jobs", "train_use_gpu", "whole_infer_list"]
+           "train_jobs", "train_use_gpu", "trt_gpu_rows", "whole_infer_list"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,3 +143,31 @@ def whole_infer_list(ctx: PlanContext, *, gpu: str,
         steps.extend(inference(ctx, target, flag))
         out.append(model_chain(ctx, chain_id, steps))
     return tuple(out)
+
+
+def trt_gpu_rows(ctx: PlanContext, grid: Grid, use_gpu: str, flag: str, *, extra: str,
+                 quant_skip_needs_both: bool) -> None:
+    """GPU rows, trt x precision x batch, with the script's skips (PaddleSeg, PaddleVideo, PaddleOCR).
+
+    ``extra`` is the repo's last word; a quantized model (``flag`` "True") skips a row when trt is off or the
+    precision is int8, or, with ``quant_skip_needs_both`` (PaddleOCR), only when both hold.
+    """
+    r = ctx.roles
+    for trt in r.trt.items:
+        for precision in r.precision.items:
+            if quant_skip_needs_both:
+                quant_skip = trt == "False" and "int8" in precision
+            else:
+                quant_skip = trt == "False" or "int8" in precision
+            if (flag == "False" and "int8" in precision) or (
+                ("fp16" in precision or "int8" in precision) and trt == "False") or (quant_skip and flag == "True"):
+                continue
+            requires = (Requirement.GPU, Requirement.TENSORRT) if trt == "True" else (Requirement.GPU,)
+            for batch in r.infer_batch.items:
+                name = f"gpu_usetrt_{trt}_precision_{precision}_batchsize_{batch}"
+                pieces: list[Piece | str] = [
+                    grid.script, f"{r.infer_use_gpu.key}={use_gpu}", set_param(r.trt, trt),
+                    set_param(r.precision, precision), grid.model, set_param(r.infer_batch, batch), grid.image,
+                    grid.bench, extra]
+                grid.add(f"infer_{name}", ctx.words(pieces), f"{grid.target.log_dir}/python_infer_{name}.log",
+                         requires, precision, ("gpu", precision))

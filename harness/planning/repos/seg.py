@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.planning.context import PlanContext
 from harness.planning.grid import InferTarget
 from harness.planning.repos.common import (TrainJob, bash_dirname, export_step, inference_grid, logs_dir, set_param,
-                                           train_jobs, train_use_gpu, whole_infer_list)
+                                           train_jobs, train_use_gpu, trt_gpu_rows, whole_infer_list)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -123,20 +123,7 @@ def _inference(ctx: PlanContext, target: InferTarget, flag: str) -> list[Step]:
                             grid.add(f"infer_{name}", ctx.words(pieces), f"{target.log_dir}/python_infer_{name}.log",
                                      (), precision, ("cpu", precision))
         elif use_gpu in ("True", "gpu"):
-            for trt in r.trt.items:
-                for precision in r.precision.items:
-                    if (flag == "False" and "int8" in precision) or (
-                        ("fp16" in precision or "int8" in precision) and trt == "False") or (
-                        (trt == "False" or "int8" in precision) and flag == "True"):
-                        continue
-                    requires = (Requirement.GPU, Requirement.TENSORRT) if trt == "True" else (Requirement.GPU,)
-                    for batch in r.infer_batch.items:
-                        name = f"gpu_usetrt_{trt}_precision_{precision}_batchsize_{batch}"
-                        pieces = [script, f"{r.infer_use_gpu.key}={use_gpu}", set_param(r.trt, trt),
-                                  set_param(r.precision, precision), grid.model, set_param(r.infer_batch, batch),
-                                  grid.image, grid.bench, extra2]
-                        grid.add(f"infer_{name}", ctx.words(pieces), f"{target.log_dir}/python_infer_{name}.log",
-                                 requires, precision, ("gpu", precision))
+            trt_gpu_rows(ctx, grid, use_gpu, flag, extra=extra2, quant_skip_needs_both=False)
         else:
             ctx.notes.append(f"inference device {use_gpu!r} is neither CPU nor GPU: not run")
     return grid.steps
