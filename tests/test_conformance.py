@@ -61,3 +61,14 @@ def test_corpus_is_not_trivially_empty() -> None:
 def test_both_manifests_are_read() -> None:
     repos = {c.config.relative_to(CORPUS).parts[0] for c in cases()}
     assert {"PaddleClas", "models-Step6", "PaddleDetection", "PaddleOCR"} <= repos
+
+
+def test_lint_passes_every_public_config_of_both_manifests(capsys: pytest.CaptureFixture[str]) -> None:
+    """`tipc lint` plans every mode in default mode too: no corpus config may fail there (issue #11's lint rule)."""
+    from harness.cli import main  # noqa: PLC0415
+
+    configs = sorted({str(case.config) for case in cases()})
+    code = main(["lint", *configs])
+    said = capsys.readouterr()
+    assert code == 0, (said.out + said.err)[-3000:]
+    assert ", 0 error(s)" in said.out + said.err

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from harness.planning.context import PlanContext
 from harness.planning.grid import InferTarget
-from harness.planning.repos.common import (TrainJob, export_step, inference_grid, model_chain, set_param, train_jobs,
-                                           train_use_gpu, trt_gpu_rows)
+from harness.planning.repos.common import (TrainJob, export_step, inference_grid, logs_dir, model_chain, set_param,
+                                           train_jobs, train_use_gpu, trt_gpu_rows)
 from harness.planning.roles import Piece, Role
 from harness.steps import Chain, Requirement, Step, StepKind
 
@@ -70,7 +70,7 @@ def _train_steps(ctx: PlanContext, job: TrainJob) -> list[Step] | None:
     if r.inference_dir.value not in ("null", "##"):
         model_dir = f"{job.save_log}/{r.inference_dir.value}"
     target = InferTarget(model_dir=model_dir, image_dir=r.train_infer_img.value, quant=quant, gpu=placement.gpu,
-                         needs="export", log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{job.stem}",
+                         needs="export", log_dir=logs_dir(ctx, job.stem),
                          env=placement.step_env, chain_requires=placement.requires, trainer=job.trainer, tags=tags,
                          compare=placement.gpu == "-1")
     steps.extend(_inference(ctx, target, "True" if quant else "False"))
@@ -98,7 +98,7 @@ def _whole_infer(ctx: PlanContext) -> tuple[Chain, ...]:
         flag = flags[count] if count < len(flags) and flags[count] else ("0" if ctx.quirks else "False")
         target = InferTarget(model_dir=infer_model, image_dir=r.infer_img.value, quant=flag == "True", gpu="0",
                              needs=steps[-1].name if steps else "",
-                             log_dir=ctx.out_rel if ctx.quirks else f"{ctx.out_rel}/{chain_id}", env=(),
+                             log_dir=logs_dir(ctx, chain_id), env=(),
                              chain_requires=(), trainer="norm_train", tags=("norm_train",))
         steps.extend(_inference(ctx, target, flag))
         out.append(model_chain(ctx, chain_id, steps))
